@@ -1,0 +1,33 @@
+// Gathering the evidence for one stop; see evidence.h.
+#include "gateway/evidence.h"
+
+namespace gateway {
+
+SignalInfo SignalInfoFrom(const siginfo_t& info) {
+  SignalInfo signal;
+  signal.signo = info.si_signo;
+  signal.code = info.si_code;
+  signal.sender_pid = info.si_pid;
+  signal.sender_uid = info.si_uid;
+  return signal;
+}
+
+StopContext CollectStopContext(const SignalInfo& signal, const SelfEvidence& self,
+                               MarkerStore* markers, Phase phase, absl::Time now) {
+  StopContext ctx;
+  ctx.signal = signal;
+  if (signal.SentByProcess() && signal.sender_pid > 0) {
+    ctx.sender = ReadProcessInfo(signal.sender_pid);
+  }
+  ctx.self = self.identity;
+  ctx.self_uid = self.uid;
+  ctx.parent = ReadProcessInfo(self.ppid);
+  ctx.parent.pid = self.ppid;
+  ctx.environment = self.environment;
+  ctx.markers = markers;
+  ctx.now = now;
+  ctx.phase = phase;
+  return ctx;
+}
+
+}  // namespace gateway

@@ -1,0 +1,28 @@
+// CollectStopContext: turns a received signal into the StopContext that
+// detectors see, reading the sender and our parent from /proc at that
+// moment. Shared by the gateway (real stops) and gatewayctl explain (dry
+// runs against a running instance), so both see the same evidence.
+#ifndef GATEWAY_EVIDENCE_H_
+#define GATEWAY_EVIDENCE_H_
+
+#include <signal.h>
+
+#include "gateway/stop_context.h"
+
+namespace gateway {
+
+SignalInfo SignalInfoFrom(const siginfo_t& info);
+
+struct SelfEvidence {
+  ProcessIdentity identity;
+  uid_t uid = 0;
+  pid_t ppid = 0;  // our parent now
+  Environment environment;  // as captured at start-up
+};
+
+StopContext CollectStopContext(const SignalInfo& signal, const SelfEvidence& self,
+                               MarkerStore* markers, Phase phase, absl::Time now);
+
+}  // namespace gateway
+
+#endif  // GATEWAY_EVIDENCE_H_

@@ -1,0 +1,47 @@
+// JSON helpers; see json_util.h.
+#include "gateway/json_util.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace gateway {
+
+std::string FormatRfc3339(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+}
+
+absl::StatusOr<absl::Time> ParseTime(const std::string& text) {
+  absl::Time t;
+  std::string error;
+  if (!absl::ParseTime(absl::RFC3339_full, text, absl::UTCTimeZone(), &t, &error)) {
+    return absl::InvalidArgumentError(absl::StrCat("bad time '", text, "': ", error));
+  }
+  return t;
+}
+
+absl::StatusOr<nlohmann::json> ParseJsonObject(const std::string& text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("malformed or truncated JSON");
+  if (!j.is_object()) return absl::InvalidArgumentError("JSON is not an object");
+  return j;
+}
+
+nlohmann::json IdentityToJson(const ProcessIdentity& identity) {
+  return {{"pid", identity.pid},
+          {"start_time", identity.start_time_ticks},
+          {"boot_id", identity.boot_id}};
+}
+
+absl::StatusOr<ProcessIdentity> IdentityFromJson(const nlohmann::json& j) {
+  if (!j.is_object() || !j.contains("pid") || !j["pid"].is_number_integer() ||
+      !j.contains("start_time") || !j["start_time"].is_number_unsigned() ||
+      !j.contains("boot_id") || !j["boot_id"].is_string()) {
+    return absl::InvalidArgumentError("identity needs pid, start_time and boot_id");
+  }
+  ProcessIdentity identity;
+  identity.pid = j["pid"].get<pid_t>();
+  identity.start_time_ticks = j["start_time"].get<uint64_t>();
+  identity.boot_id = j["boot_id"].get<std::string>();
+  return identity;
+}
+
+}  // namespace gateway

@@ -1,0 +1,30 @@
+// Small JSON helpers shared by records, markers, the instance file and
+// gatewayctl, so every file the gateway writes uses one time format and one
+// way of parsing untrusted text.
+#ifndef GATEWAY_JSON_UTIL_H_
+#define GATEWAY_JSON_UTIL_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "gateway/proc.h"
+#include "nlohmann/json.hpp"
+
+namespace gateway {
+
+// RFC 3339 in UTC with milliseconds: "2026-11-25T12:00:00.123Z".
+std::string FormatRfc3339(absl::Time t);
+// Parses RFC 3339 (any offset, optional fraction).
+absl::StatusOr<absl::Time> ParseTime(const std::string& text);
+
+// Parses text that must be one JSON object; never throws.
+absl::StatusOr<nlohmann::json> ParseJsonObject(const std::string& text);
+
+nlohmann::json IdentityToJson(const ProcessIdentity& identity);
+// Reads {"pid", "start_time", "boot_id"}; fails on a missing or mistyped field.
+absl::StatusOr<ProcessIdentity> IdentityFromJson(const nlohmann::json& j);
+
+}  // namespace gateway
+
+#endif  // GATEWAY_JSON_UTIL_H_
