@@ -207,6 +207,7 @@ int Main(int argc, char** argv) {
   record.signals_received = controller.signals_received();
   record.previous = previous;
   record.chain = chain_names;
+  record.ignored_markers = stop.marker_warnings;
   record.drain.skipped = controller.skip_drain_reason();
   record.exited_at = absl::Now();
   WriteRecord(state_dir, record);

@@ -39,6 +39,7 @@ nlohmann::ordered_json StopRecordToJson(const StopRecord& r) {
       {"previous_exit", r.previous.exit},
       {"previous_run", previous},
       {"detectors", r.chain},
+      {"ignored_markers", r.ignored_markers},
   };
   return j;
 }

@@ -47,6 +47,8 @@ struct StopRecord {
   int signals_received = 0;
   PreviousRun previous;
   std::vector<std::string> chain;  // detector order in force
+  // Markers present but not honoured, each with the reason.
+  std::vector<std::string> ignored_markers;
 };
 
 nlohmann::ordered_json StopRecordToJson(const StopRecord& record);

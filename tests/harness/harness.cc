@@ -158,6 +158,46 @@ pid_t SignalFromSibling(pid_t pid, int signo) {
   return sender;
 }
 
+PendingSender::PendingSender(pid_t target, int signo) {
+  int fds[2];
+  if (pipe(fds) != 0) return;
+  pid_ = fork();
+  if (pid_ == 0) {
+    close(fds[1]);
+    char byte;
+    if (read(fds[0], &byte, 1) == 1) {
+      int rc = kill(target, signo);
+      usleep(200 * 1000);  // stay readable in /proc while the gateway looks
+      _exit(rc == 0 ? 0 : 1);
+    }
+    _exit(2);
+  }
+  close(fds[0]);
+  trigger_fd_ = fds[1];
+}
+
+PendingSender::~PendingSender() {
+  if (trigger_fd_ >= 0) close(trigger_fd_);
+  if (pid_ > 0) {
+    int raw;
+    waitpid(pid_, &raw, 0);
+  }
+}
+
+void PendingSender::Fire() {
+  char byte = 'x';
+  if (write(trigger_fd_, &byte, 1) != 1) return;
+  int raw;
+  waitpid(pid_, &raw, 0);
+  pid_ = -1;
+}
+
+RunResult Gatewayctl(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {Runfile("tools/gatewayctl/gatewayctl")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv);
+}
+
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (!condition()) {

@@ -82,6 +82,23 @@ RunResult RunCommand(const std::vector<std::string>& argv,
 // 1 nor the target's parent, and waits for it to exit. Returns its pid.
 pid_t SignalFromSibling(pid_t pid, int signo);
 
+// A process, forked now, that sends `signo` to `target` when Fire() is
+// called: its pid is known in advance (for gatewayctl explain --sender).
+class PendingSender {
+ public:
+  PendingSender(pid_t target, int signo);
+  ~PendingSender();
+  pid_t pid() const { return pid_; }
+  void Fire();  // sends the signal and waits for the sender to exit
+
+ private:
+  pid_t pid_ = -1;
+  int trigger_fd_ = -1;
+};
+
+// Runs the real gatewayctl with `args` (command and flags).
+RunResult Gatewayctl(const std::vector<std::string>& args);
+
 // Polls `condition` until it holds or `timeout` passes.
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout);
 

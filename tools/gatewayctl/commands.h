@@ -1,0 +1,16 @@
+// gatewayctl's commands, one function each (one file each).
+#ifndef TOOLS_GATEWAYCTL_COMMANDS_H_
+#define TOOLS_GATEWAYCTL_COMMANDS_H_
+
+#include "tools/gatewayctl/ctl.h"
+
+namespace gateway::ctl {
+
+int StopCommand(const Invocation& inv);
+int MarkPlannedCommand(const Invocation& inv);
+int StatusCommand(const Invocation& inv);
+int ExplainCommand(const Invocation& inv);
+
+}  // namespace gateway::ctl
+
+#endif  // TOOLS_GATEWAYCTL_COMMANDS_H_

@@ -1,0 +1,81 @@
+// See ctl.h.
+#include "tools/gatewayctl/ctl.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "gateway/json_util.h"
+
+namespace gateway::ctl {
+
+absl::StatusOr<Located> Locate(const std::string& state_dir) {
+  absl::StatusOr<StateDirectory> dir = StateDirectory::OpenExisting(state_dir);
+  if (!dir.ok()) {
+    if (absl::IsNotFound(dir.status())) {
+      return absl::NotFoundError(absl::StrCat("no gateway has run with state directory ",
+                                              state_dir, " (it does not exist)"));
+    }
+    return dir.status();
+  }
+  Located located;
+  located.dir.emplace(std::move(*dir));
+  absl::StatusOr<InstanceInfo> instance = ReadInstanceInfo(*located.dir);
+  if (instance.ok()) {
+    located.instance = *instance;
+    located.alive = IsAlive(instance->identity);
+  } else if (!absl::IsNotFound(instance.status())) {
+    return instance.status();
+  }
+  return located;
+}
+
+absl::StatusOr<Located> LocateRunning(const std::string& state_dir) {
+  absl::StatusOr<Located> located = Locate(state_dir);
+  if (!located.ok()) return located.status();
+  if (!located->alive) {
+    std::string last = located->instance
+                           ? absl::StrCat(" (last instance: pid ", located->instance->identity.pid, ")")
+                           : std::string();
+    return absl::NotFoundError(
+        absl::StrCat("no gateway is running with state directory ", state_dir, last));
+  }
+  return located;
+}
+
+nlohmann::json ReadLastRecord(const StateDirectory& dir) {
+  absl::StatusOr<std::string> text = dir.Read(kLastShutdownFile);
+  if (!text.ok()) return nullptr;
+  absl::StatusOr<nlohmann::json> j = ParseJsonObject(*text);
+  return j.ok() ? *j : nlohmann::json(nullptr);
+}
+
+void PrintResult(const Invocation& inv, const nlohmann::json& json, const std::string& text) {
+  if (inv.json) {
+    std::printf("%s\n", json.dump().c_str());
+  } else {
+    std::printf("%s", text.c_str());
+  }
+  std::fflush(stdout);
+}
+
+int Fail(const Invocation& inv, const CommandError& error) {
+  std::fprintf(stderr, "gatewayctl: %s\n", error.message.c_str());
+  if (inv.json) {
+    std::printf("%s\n", nlohmann::json{{"error", error.message}}.dump().c_str());
+  }
+  return error.exit_code;
+}
+
+int Fail(const Invocation& inv, const absl::Status& status, int code) {
+  return Fail(inv, CommandError{code, std::string(status.message())});
+}
+
+bool ShowProgress(const Invocation& inv) { return !inv.json && isatty(STDERR_FILENO); }
+
+std::string FormatUptime(absl::Duration d) {
+  return absl::FormatDuration(absl::Trunc(d, absl::Seconds(1)));
+}
+
+}  // namespace gateway::ctl

@@ -1,0 +1,118 @@
+// gatewayctl stop and mark-planned: write the planned-stop marker for the
+// running instance (pid + start time + boot id), and for stop also send
+// SIGTERM, wait for the process to exit and report the verdict it
+// recorded; after --timeout, SIGKILL and say so.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gateway/flags.h"
+#include "gateway/markers.h"
+#include "gflags/gflags.h"
+#include "tools/gatewayctl/commands.h"
+
+DEFINE_string(timeout, "45s",
+              "stop: how long to wait for the gateway to exit before SIGKILL "
+              "(keep it above the gateway's --drain_timeout)");
+DEFINE_string(reason, "", "stop, mark-planned: why, recorded in the marker and the evidence");
+
+namespace gateway::ctl {
+namespace {
+
+std::string Reason(const std::string& command) {
+  return FLAGS_reason.empty() ? absl::StrCat("gatewayctl ", command, " by uid ", getuid())
+                              : FLAGS_reason;
+}
+
+absl::StatusOr<Marker> MarkPlanned(const Located& located, const std::string& command) {
+  Marker marker = NewMarker(located.instance->identity, Reason(command));
+  absl::Status written = WriteMarker(*located.dir, MarkerKind::kPlannedStop, marker);
+  if (!written.ok()) return written;
+  return marker;
+}
+
+// Waits until the instance's process is gone; draws progress on a terminal.
+bool WaitForExit(const Invocation& inv, const ProcessIdentity& target, absl::Duration timeout) {
+  absl::Time start = absl::Now();
+  absl::Time deadline = start + timeout;
+  bool drew = false;
+  while (IsAlive(target)) {
+    absl::Time now = absl::Now();
+    if (now >= deadline) {
+      if (drew) std::fprintf(stderr, "\n");
+      return false;
+    }
+    if (ShowProgress(inv)) {
+      std::fprintf(stderr, "\rwaiting for pid %d to drain and exit: %s elapsed, SIGKILL in %s   ",
+                   target.pid, FormatUptime(now - start).c_str(),
+                   FormatUptime(deadline - now).c_str());
+      drew = true;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  if (drew) std::fprintf(stderr, "\n");
+  return true;
+}
+
+}  // namespace
+
+int MarkPlannedCommand(const Invocation& inv) {
+  absl::StatusOr<Located> located = LocateRunning(inv.state_dir);
+  if (!located.ok()) return Fail(inv, located.status());
+  absl::StatusOr<Marker> marker = MarkPlanned(*located, "mark-planned");
+  if (!marker.ok()) return Fail(inv, marker.status());
+  nlohmann::json j = {{"pid", marker->target.pid},
+                      {"marker", located->dir->PathOf(MarkerFileName(MarkerKind::kPlannedStop))},
+                      {"reason", marker->reason},
+                      {"ttl", located->instance->marker_ttl}};
+  PrintResult(inv, j,
+              absl::StrCat("planned-stop marker written for pid ", marker->target.pid,
+                           " (valid for ", located->instance->marker_ttl,
+                           "); the next stop signal it receives is planned\n"));
+  return kExitOk;
+}
+
+int StopCommand(const Invocation& inv) {
+  absl::StatusOr<absl::Duration> timeout = ParseDurationFlag("timeout", FLAGS_timeout);
+  if (!timeout.ok()) return Fail(inv, timeout.status(), kExitUsage);
+  absl::StatusOr<Located> located = LocateRunning(inv.state_dir);
+  if (!located.ok()) return Fail(inv, located.status());
+  const ProcessIdentity target = located->instance->identity;
+  absl::StatusOr<Marker> marker = MarkPlanned(*located, "stop");
+  if (!marker.ok()) return Fail(inv, marker.status());
+  if (kill(target.pid, SIGTERM) != 0) {
+    int err = errno;
+    (void)located->dir->Remove(MarkerFileName(MarkerKind::kPlannedStop));
+    return Fail(inv, CommandError{kExitFailure,
+                                  absl::StrCat("cannot signal pid ", target.pid, ": ",
+                                               err == EPERM ? "permission denied (run as its user or root)"
+                                                            : std::strerror(err))});
+  }
+  if (!WaitForExit(inv, target, *timeout)) {
+    kill(target.pid, SIGKILL);
+    WaitForExit(inv, target, absl::Seconds(5));
+    (void)located->dir->Remove(MarkerFileName(MarkerKind::kPlannedStop));
+    return Fail(inv, CommandError{kExitFailure,
+                                  absl::StrCat("pid ", target.pid, " did not exit within ",
+                                               FLAGS_timeout, "; sent SIGKILL")});
+  }
+  nlohmann::json record = ReadLastRecord(*located->dir);
+  if (!record.is_object() || record.value("pid", 0) != target.pid ||
+      record.value("start_time", uint64_t{0}) != target.start_time_ticks) {
+    return Fail(inv, CommandError{kExitFailure,
+                                  absl::StrCat("pid ", target.pid,
+                                               " exited but left no stop record for itself")});
+  }
+  std::string detector = record["detector"].is_string() ? record["detector"].get<std::string>()
+                                                        : std::string("no detector");
+  PrintResult(inv, record,
+              absl::StrCat("stopped pid ", target.pid, ": ", record.value("class", "?"), " (",
+                           detector, "), exit status ", record.value("exit_code", -1), "\n  ",
+                           record.value("evidence", ""), "\n"));
+  return kExitOk;
+}
+
+}  // namespace gateway::ctl
