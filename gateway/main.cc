@@ -23,6 +23,8 @@
 #include "gateway/state_dir.h"
 #include "gateway/stop_controller.h"
 #include "gateway/stop_record.h"
+#include "gateway/termination_log.h"
+#include "gateway/watchdog.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 
@@ -184,9 +186,11 @@ int Main(int argc, char** argv) {
             << "; exit codes " << exit_policy.ToString();
 
   if (startup_delay > absl::ZeroDuration()) controller.WaitForStop(startup_delay);
+  std::unique_ptr<Watchdog> watchdog;  // WatchdogSec=: pings through serving and the drain
   if (!controller.stop_requested()) {
     controller.SetPhase(Phase::kServing);
     (void)notifier.Notify("READY=1\nSTATUS=serving");
+    watchdog = Watchdog::StartIfRequested(notifier, environment, self.identity.pid);
     LOG(INFO) << "serving; stop with Ctrl-C, SIGTERM or gatewayctl stop";
     while (!controller.WaitForStop(absl::Hours(1))) {
     }
@@ -211,6 +215,7 @@ int Main(int argc, char** argv) {
   record.drain.skipped = controller.skip_drain_reason();
   record.exited_at = absl::Now();
   WriteRecord(state_dir, record);
+  WriteTerminationLog(record);  // Kubernetes terminationMessagePath
   RemoveRunningSentinelIfOurs(state_dir, self.identity);
   LOG(INFO) << "exiting with status " << stop.exit_code << " ("
             << StopClassName(stop.verdict.stop_class) << ")";
