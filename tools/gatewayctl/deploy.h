@@ -1,0 +1,37 @@
+// What `gatewayctl unit` and `gatewayctl k8s` share: the stop budget (the
+// gateway's drain plus a margin, so a supervisor never SIGKILLs a drain that
+// is on time) and the gateway's own arguments.
+#ifndef TOOLS_GATEWAYCTL_DEPLOY_H_
+#define TOOLS_GATEWAYCTL_DEPLOY_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace gateway::ctl {
+
+// Time after the drain deadline for closing what is left, writing and
+// fsyncing the stop record and exiting on a loaded machine.
+inline constexpr absl::Duration kStopMargin = absl::Seconds(15);
+
+struct StopBudget {
+  absl::Duration drain;         // the gateway's --drain_timeout
+  absl::Duration stop_timeout;  // drain + kStopMargin, for the supervisor
+  // --drain_timeout was given, so the gateway must be told too.
+  bool drain_given = false;
+};
+
+// From --drain_timeout (default 30s, the gateway's default).
+absl::StatusOr<StopBudget> StopBudgetFromFlags();
+
+// --gateway_args split on spaces: extra flags for the gateway's command line.
+std::vector<std::string> GatewayArgsFromFlags();
+
+// Whole seconds, rounded up: both systemd and Kubernetes want them.
+int64_t CeilSeconds(absl::Duration d);
+
+}  // namespace gateway::ctl
+
+#endif  // TOOLS_GATEWAYCTL_DEPLOY_H_

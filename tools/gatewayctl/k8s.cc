@@ -1,0 +1,97 @@
+// gatewayctl k8s: prints a Kubernetes Deployment snippet for the gateway:
+// a grace period above the drain budget (the kubelet SIGKILLs after it),
+// readiness on /readyz (fails once draining, so the endpoint is removed
+// while connections finish), and the termination message the gateway writes
+// at stop (class, detector, evidence) where `kubectl describe` shows it.
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gflags/gflags.h"
+#include "tools/gatewayctl/commands.h"
+#include "tools/gatewayctl/deploy.h"
+
+DEFINE_string(image, "gateway:latest", "k8s: the container image");
+DEFINE_int32(replicas, 2, "k8s: replicas of the Deployment");
+
+namespace gateway::ctl {
+namespace {
+
+constexpr int kAdminPort = 9901;
+
+std::string YamlArgs(const StopBudget& budget) {
+  std::vector<std::string> args = {absl::StrCat("--admin=0.0.0.0:", kAdminPort),
+                                   "--state_dir=/var/lib/gateway/state"};
+  if (budget.drain_given) args.push_back("--drain_timeout=" + absl::FormatDuration(budget.drain));
+  for (const std::string& arg : GatewayArgsFromFlags()) args.push_back(arg);
+  return absl::StrCat("[\"", absl::StrJoin(args, "\", \""), "\"]");
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> KubernetesDeployment() {
+  absl::StatusOr<StopBudget> budget = StopBudgetFromFlags();
+  if (!budget.ok()) return budget.status();
+  if (FLAGS_replicas < 1) return absl::InvalidArgumentError("--replicas must be at least 1");
+  return absl::StrCat(
+      "# Deployment snippet printed by `gatewayctl k8s`. The gateway runs as PID 1 of\n"
+      "# its container: the kubelet's SIGTERM arrives from outside the PID namespace\n"
+      "# (sender pid 0) and is classified planned by container_pid1, exit 0.\n"
+      "apiVersion: apps/v1\n"
+      "kind: Deployment\n"
+      "metadata:\n"
+      "  name: gateway\n"
+      "spec:\n"
+      "  replicas: ", FLAGS_replicas, "\n",
+      "  selector:\n"
+      "    matchLabels:\n"
+      "      app: gateway\n"
+      "  template:\n"
+      "    metadata:\n"
+      "      labels:\n"
+      "        app: gateway\n"
+      "    spec:\n"
+      "      # Drain budget ", absl::FormatDuration(budget->drain), " + ",
+      absl::FormatDuration(kStopMargin), " to close the rest and write the record;\n"
+      "      # the kubelet sends SIGKILL when this runs out.\n"
+      "      terminationGracePeriodSeconds: ", CeilSeconds(budget->stop_timeout), "\n",
+      "      containers:\n"
+      "        - name: gateway\n"
+      "          image: ", FLAGS_image, "\n",
+      "          args: ", YamlArgs(*budget), "\n",
+      "          ports:\n"
+      "            - name: admin\n"
+      "              containerPort: ", kAdminPort, "\n",
+      "          readinessProbe:\n"
+      "            httpGet:\n"
+      "              path: /readyz\n"
+      "              port: admin\n"
+      "            periodSeconds: 2\n"
+      "            failureThreshold: 1\n"
+      "          livenessProbe:\n"
+      "            httpGet:\n"
+      "              path: /healthz\n"
+      "              port: admin\n"
+      "            periodSeconds: 10\n"
+      "          # The gateway writes \"<class> by <detector>, exit N: <evidence>\" here.\n"
+      "          terminationMessagePath: /dev/termination-log\n"
+      "          terminationMessagePolicy: FallbackToLogsOnError\n"
+      "          securityContext:\n"
+      "            readOnlyRootFilesystem: true\n"
+      "            allowPrivilegeEscalation: false\n"
+      "          volumeMounts:\n"
+      "            - name: state\n"
+      "              mountPath: /var/lib/gateway\n"
+      "      volumes:\n"
+      "        # Markers and stop records; lives as long as the pod, so a restarted\n"
+      "        # container reports how the previous one ended.\n"
+      "        - name: state\n"
+      "          emptyDir: {}\n");
+}
+
+int K8sCommand(const Invocation& inv) {
+  absl::StatusOr<std::string> manifest = KubernetesDeployment();
+  if (!manifest.ok()) return Fail(inv, manifest.status(), kExitUsage);
+  PrintResult(inv, {{"manifest", *manifest}}, *manifest);
+  return kExitOk;
+}
+
+}  // namespace gateway::ctl
