@@ -1,0 +1,260 @@
+// The matrix rows for the real systemd 252 (SPEC 7), booted as PID 1 of a
+// throwaway systemd-nspawn container (nspawn.sh), running the unit exactly
+// as `gatewayctl unit` prints it. Each row asserts systemd's own view
+// (systemctl show) and the gateway's stop record.
+#include <unistd.h>
+
+#include <fstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/supervisors/supervisor_testing.h"
+
+namespace gateway::testing {
+namespace {
+
+constexpr char kNeedsDataPlane[] = "needs data plane (issue 5)";
+
+// One booted container for the whole suite (boot ≈ 1 s).
+class SystemdTest : public ::testing::Test {
+ protected:
+  // A system unit, or one of root's user manager (user@0.service).
+  enum class Manager { kSystem, kUser };
+
+  static void SetUpTestSuite() {
+    if (getuid() != 0) {
+      skip_reason_ = new std::string("needs root to boot systemd-nspawn");
+      return;
+    }
+    if (auto missing = MissingProgram({"systemd-nspawn", "nsenter", "pgrep"})) {
+      skip_reason_ = new std::string(*missing + " is not installed (./bazelw installs it)");
+      return;
+    }
+    scratch_ = new ScratchDir("systemd");
+    name_ = new std::string(absl::StrCat("gwsup-", getpid()));
+    RunResult boot =
+        RunCommand({"/bin/bash", Runfile("tests/supervisors/nspawn.sh"), "boot", *name_,
+                    scratch_->bin(), scratch_->path()},
+                   BaseEnvironment(), absl::Seconds(60));
+    std::vector<std::string> pids = absl::StrSplit(boot.out, ' ', absl::SkipWhitespace());
+    if (boot.status.code != 0 || pids.size() != 2 || !absl::SimpleAtoi(pids[0], &nspawn_pid_) ||
+        !absl::SimpleAtoi(pids[1], &leader_)) {
+      skip_reason_ = new std::string(absl::StrCat(
+          "this machine cannot boot systemd in systemd-nspawn: ", boot.status.Describe(), ": ",
+          absl::StripAsciiWhitespace(boot.err)));
+    }
+  }
+
+  static void TearDownTestSuite() {
+    if (nspawn_pid_ > 0) {
+      RunCommand({"/bin/bash", Runfile("tests/supervisors/nspawn.sh"), "halt", *name_,
+                  absl::StrCat(nspawn_pid_)},
+                 BaseEnvironment(), absl::Seconds(30));
+    }
+    delete scratch_;
+  }
+
+  void SetUp() override {
+    if (skip_reason_ != nullptr) GTEST_SKIP() << *skip_reason_;
+    unit_ = "gw-" + CurrentTestName() + ".service";
+  }
+
+  void TearDown() override {
+    if (skip_reason_ != nullptr) return;
+    InContainer("systemctl stop 'gw-*.service'; " + UserCtl() + " stop 'gw-*.service'; true");
+  }
+
+  // Runs `script` inside the container (all its namespaces).
+  static RunResult InContainer(const std::string& script,
+                               absl::Duration timeout = absl::Seconds(30)) {
+    return Sh(absl::StrCat("nsenter -t ", leader_, " -a sh -c ", ShellQuote(script)), timeout);
+  }
+  static std::string UserCtl() { return "XDG_RUNTIME_DIR=/run/user/0 systemctl --user"; }
+  static std::string Ctl(Manager manager) {
+    return manager == Manager::kUser ? UserCtl() : "systemctl";
+  }
+  // The container's filesystem, seen from the host.
+  static std::string Root() { return absl::StrCat("/proc/", leader_, "/root"); }
+  // The unit's state directory (RuntimeDirectory=gateway), seen from the host.
+  static std::string StateDir(Manager manager) {
+    return Root() + (manager == Manager::kUser ? "/run/user/0/gateway" : "/run/gateway");
+  }
+
+  // Installs the unit `gatewayctl unit` prints (plus `flags`), enables and
+  // starts it; returns the gateway's instance.json once it runs.
+  nlohmann::json StartPrintedUnit(Manager manager, const std::string& flags = "") {
+    std::string dir = manager == Manager::kUser ? "/root/.config/systemd/user" : "/etc/systemd/system";
+    if (manager == Manager::kUser) {
+      RunResult user = InContainer("systemctl start user@0.service");
+      EXPECT_EQ(user.status.code, 0) << "user@0.service: " << user.err;
+    }
+    RunResult printed =
+        Sh(absl::StrCat(scratch_->gatewayctl(), " unit --gateway_path=/opt/svc/gateway",
+                        manager == Manager::kUser ? " --user " : " ", flags));
+    EXPECT_EQ(printed.status.code, 0) << printed.err;
+    nlohmann::json previous = ReadJson(StateDir(manager) + "/instance.json");
+    Sh(absl::StrCat("mkdir -p ", Root(), dir));
+    std::ofstream(absl::StrCat(Root(), dir, "/", unit_)) << printed.out;
+    RunResult started = InContainer(absl::StrCat(Ctl(manager), " daemon-reload && ", Ctl(manager),
+                                                 " enable --quiet ", unit_, " && ", Ctl(manager),
+                                                 " start ", unit_));
+    EXPECT_EQ(started.status.code, 0) << "starting " << unit_ << ": " << started.err;
+    return WaitForInstance(StateDir(manager), previous);
+  }
+
+  // systemctl show: ActiveState, Result, NRestarts, MainPID, ...
+  std::map<std::string, std::string> Show(Manager manager) {
+    return ParseProperties(
+        InContainer(absl::StrCat(Ctl(manager), " show -p ActiveState,SubState,Result,NRestarts,"
+                                 "MainPID,ExecMainStatus,StatusText,WatchdogUSec ",
+                                 unit_))
+            .out);
+  }
+
+  // Waits until systemd shows the unit active again under a new main pid.
+  std::map<std::string, std::string> WaitForRestart(Manager manager, const std::string& old_pid) {
+    std::map<std::string, std::string> shown;
+    WaitFor(
+        [&] {
+          shown = Show(manager);
+          return shown["ActiveState"] == "active" && shown["MainPID"] != old_pid &&
+                 shown["MainPID"] != "0";
+        },
+        absl::Seconds(15));
+    return shown;
+  }
+
+  // A stray `kill -TERM $MAINPID` from a shell inside the container.
+  void KillMainPidFromShell(Manager manager) {
+    RunResult kill = InContainer(absl::StrCat("kill -TERM $(", Ctl(manager),
+                                              " show -p MainPID --value ", unit_, "); sleep 0.3"));
+    EXPECT_EQ(kill.status.code, 0) << kill.err;
+  }
+
+  void CheckStoppedAndNotRestarted(Manager manager) {
+    std::map<std::string, std::string> shown = Show(manager);
+    EXPECT_EQ(shown["ActiveState"], "inactive");
+    EXPECT_EQ(shown["Result"], "success");
+    EXPECT_EQ(shown["ExecMainStatus"], "0");
+    EXPECT_EQ(shown["NRestarts"], "0");
+  }
+
+  // After a stray kill: recorded unexpected (exit 1), restarted once.
+  void CheckUnexpectedAndRestarted(Manager manager, const nlohmann::json& before) {
+    std::string old_pid = absl::StrCat(before.value("pid", 0));
+    ExpectStopRecord(WaitForRecordOf(StateDir(manager), before), {"unexpected", "", 1});
+    std::map<std::string, std::string> shown = WaitForRestart(manager, old_pid);
+    EXPECT_EQ(shown["ActiveState"], "active");
+    EXPECT_EQ(shown["NRestarts"], "1");
+    EXPECT_NE(shown["MainPID"], old_pid);
+  }
+
+  static std::string* skip_reason_;
+  static ScratchDir* scratch_;
+  static std::string* name_;
+  static pid_t nspawn_pid_;
+  static pid_t leader_;
+  std::string unit_;
+};
+
+std::string* SystemdTest::skip_reason_ = nullptr;
+ScratchDir* SystemdTest::scratch_ = nullptr;
+std::string* SystemdTest::name_ = nullptr;
+pid_t SystemdTest::nspawn_pid_ = 0;
+pid_t SystemdTest::leader_ = 0;
+
+TEST_F(SystemdTest, SystemctlStopIsPlannedAndUnitEndsInactive) {
+  nlohmann::json instance = StartPrintedUnit(Manager::kSystem);
+  ASSERT_TRUE(instance.is_object()) << "the gateway did not start under systemd";
+  std::map<std::string, std::string> shown = Show(Manager::kSystem);
+  // `systemctl start` of a Type=notify unit returns once READY=1 came with
+  // STATUS=serving: active, and the status text is the gateway's.
+  EXPECT_EQ(shown["ActiveState"], "active");
+  EXPECT_EQ(shown["StatusText"], "serving");
+  EXPECT_EQ(shown["MainPID"], absl::StrCat(instance.value("pid", 0)));
+
+  EXPECT_EQ(InContainer("systemctl stop " + unit_).status.code, 0);
+  ExpectStopRecord(WaitForRecordOf(StateDir(Manager::kSystem), instance), {"planned", "systemd", 0});
+  CheckStoppedAndNotRestarted(Manager::kSystem);
+}
+
+TEST_F(SystemdTest, SystemctlRestartIsPlannedAndUnitRunsAgainWithNewMainPid) {
+  nlohmann::json before = StartPrintedUnit(Manager::kSystem);
+  ASSERT_TRUE(before.is_object());
+  std::string old_pid = absl::StrCat(before.value("pid", 0));
+  EXPECT_EQ(InContainer("systemctl restart " + unit_).status.code, 0);
+  ExpectStopRecord(WaitForRecordOf(StateDir(Manager::kSystem), before), {"planned", "systemd", 0});
+  std::map<std::string, std::string> shown = Show(Manager::kSystem);
+  EXPECT_EQ(shown["ActiveState"], "active");
+  EXPECT_EQ(shown["Result"], "success");
+  EXPECT_EQ(shown["NRestarts"], "0") << "a restart command is not a failure restart";
+  EXPECT_NE(shown["MainPID"], old_pid);
+  RunResult journal = InContainer("journalctl -q --no-pager -u " + unit_);
+  EXPECT_EQ(journal.out.find("Failed"), std::string::npos) << journal.out;
+  EXPECT_EQ(journal.out.find("failure"), std::string::npos) << journal.out;
+}
+
+TEST_F(SystemdTest, KillFromShellIsUnexpectedAndRestartedOnFailure) {
+  nlohmann::json before = StartPrintedUnit(Manager::kSystem);
+  ASSERT_TRUE(before.is_object());
+  KillMainPidFromShell(Manager::kSystem);
+  CheckUnexpectedAndRestarted(Manager::kSystem, before);
+}
+
+TEST_F(SystemdTest, GatewayctlStopIsPlannedAndNotRestarted) {
+  nlohmann::json instance = StartPrintedUnit(Manager::kSystem);
+  ASSERT_TRUE(instance.is_object());
+  RunResult stop = InContainer("/opt/svc/gatewayctl stop --timeout=20s");
+  EXPECT_EQ(stop.status.code, 0) << stop.out << stop.err;
+  ExpectStopRecord(WaitForRecordOf(StateDir(Manager::kSystem), instance),
+                   {"planned", "planned_stop_file", 0});
+  CheckStoppedAndNotRestarted(Manager::kSystem);
+}
+
+TEST_F(SystemdTest, WatchdogDoesNotKillHealthyGateway) {
+  nlohmann::json instance = StartPrintedUnit(Manager::kSystem, "--watchdog=2s");
+  ASSERT_TRUE(instance.is_object());
+  EXPECT_EQ(Show(Manager::kSystem)["WatchdogUSec"], "2s");
+  // Two and a half watchdog periods: without WATCHDOG=1 systemd would have
+  // killed it (Result=watchdog) and restarted it.
+  absl::SleepFor(absl::Seconds(5));
+  std::map<std::string, std::string> shown = Show(Manager::kSystem);
+  EXPECT_EQ(shown["ActiveState"], "active");
+  EXPECT_EQ(shown["Result"], "success");
+  EXPECT_EQ(shown["NRestarts"], "0");
+  EXPECT_EQ(shown["MainPID"], absl::StrCat(instance.value("pid", 0)));
+}
+
+TEST_F(SystemdTest, UserManagerStopIsPlannedBySystemdDetector) {
+  nlohmann::json instance = StartPrintedUnit(Manager::kUser);
+  ASSERT_TRUE(instance.is_object()) << "the gateway did not start under the user manager";
+  EXPECT_EQ(Show(Manager::kUser)["ActiveState"], "active");
+  EXPECT_EQ(InContainer(UserCtl() + " stop " + unit_).status.code, 0);
+  ExpectStopRecord(WaitForRecordOf(StateDir(Manager::kUser), instance), {"planned", "systemd", 0});
+  CheckStoppedAndNotRestarted(Manager::kUser);
+}
+
+TEST_F(SystemdTest, UserManagerKillFromShellIsUnexpectedAndRestarted) {
+  nlohmann::json before = StartPrintedUnit(Manager::kUser);
+  ASSERT_TRUE(before.is_object());
+  KillMainPidFromShell(Manager::kUser);
+  CheckUnexpectedAndRestarted(Manager::kUser, before);
+}
+
+// Rows that need the data plane (relay, drain, replacement, LISTEN_FDS).
+TEST_F(SystemdTest, GatewayctlReplaceKeepsUnitActiveWithNewMainPid) {
+  GTEST_SKIP() << kNeedsDataPlane;
+}
+
+TEST_F(SystemdTest, DrainLongerThanTimeoutStopSecSurvivesWithExtendTimeout) {
+  GTEST_SKIP() << kNeedsDataPlane;
+}
+
+TEST_F(SystemdTest, SocketActivatedGatewayServesOnPassedFd) { GTEST_SKIP() << kNeedsDataPlane; }
+
+}  // namespace
+}  // namespace gateway::testing
