@@ -135,7 +135,14 @@ class SystemdTest : public ::testing::Test {
     EXPECT_EQ(kill.status.code, 0) << kill.err;
   }
 
-  void CheckStoppedAndNotRestarted(Manager manager) {
+  // Runs a planned stop `command` in the container, then asserts the record
+  // (planned by `detector`, exit 0) and systemd's view: inactive,
+  // Result=success, exit status 0, not restarted.
+  void StopAndExpectPlannedAndDown(Manager manager, const nlohmann::json& instance,
+                                   const std::string& command, const std::string& detector) {
+    RunResult stop = InContainer(command);
+    EXPECT_EQ(stop.status.code, 0) << command << ": " << stop.out << stop.err;
+    ExpectStopRecord(WaitForRecordOf(StateDir(manager), instance), {"planned", detector, 0});
     std::map<std::string, std::string> shown = Show(manager);
     EXPECT_EQ(shown["ActiveState"], "inactive");
     EXPECT_EQ(shown["Result"], "success");
@@ -177,9 +184,7 @@ TEST_F(SystemdTest, SystemctlStopIsPlannedAndUnitEndsInactive) {
   EXPECT_EQ(shown["StatusText"], "serving");
   EXPECT_EQ(shown["MainPID"], absl::StrCat(instance.value("pid", 0)));
 
-  EXPECT_EQ(InContainer("systemctl stop " + unit_).status.code, 0);
-  ExpectStopRecord(WaitForRecordOf(StateDir(Manager::kSystem), instance), {"planned", "systemd", 0});
-  CheckStoppedAndNotRestarted(Manager::kSystem);
+  StopAndExpectPlannedAndDown(Manager::kSystem, instance, "systemctl stop " + unit_, "systemd");
 }
 
 TEST_F(SystemdTest, SystemctlRestartIsPlannedAndUnitRunsAgainWithNewMainPid) {
@@ -208,11 +213,8 @@ TEST_F(SystemdTest, KillFromShellIsUnexpectedAndRestartedOnFailure) {
 TEST_F(SystemdTest, GatewayctlStopIsPlannedAndNotRestarted) {
   nlohmann::json instance = StartPrintedUnit(Manager::kSystem);
   ASSERT_TRUE(instance.is_object());
-  RunResult stop = InContainer("/opt/svc/gatewayctl stop --timeout=20s");
-  EXPECT_EQ(stop.status.code, 0) << stop.out << stop.err;
-  ExpectStopRecord(WaitForRecordOf(StateDir(Manager::kSystem), instance),
-                   {"planned", "planned_stop_file", 0});
-  CheckStoppedAndNotRestarted(Manager::kSystem);
+  StopAndExpectPlannedAndDown(Manager::kSystem, instance, "/opt/svc/gatewayctl stop --timeout=20s",
+                              "planned_stop_file");
 }
 
 TEST_F(SystemdTest, WatchdogDoesNotKillHealthyGateway) {
@@ -233,9 +235,7 @@ TEST_F(SystemdTest, UserManagerStopIsPlannedBySystemdDetector) {
   nlohmann::json instance = StartPrintedUnit(Manager::kUser);
   ASSERT_TRUE(instance.is_object()) << "the gateway did not start under the user manager";
   EXPECT_EQ(Show(Manager::kUser)["ActiveState"], "active");
-  EXPECT_EQ(InContainer(UserCtl() + " stop " + unit_).status.code, 0);
-  ExpectStopRecord(WaitForRecordOf(StateDir(Manager::kUser), instance), {"planned", "systemd", 0});
-  CheckStoppedAndNotRestarted(Manager::kUser);
+  StopAndExpectPlannedAndDown(Manager::kUser, instance, UserCtl() + " stop " + unit_, "systemd");
 }
 
 TEST_F(SystemdTest, UserManagerKillFromShellIsUnexpectedAndRestarted) {

@@ -25,6 +25,13 @@ std::vector<std::string> GatewayArgsFromFlags() {
   return absl::StrSplit(FLAGS_gateway_args, ' ', absl::SkipEmpty());
 }
 
+int PrintGenerated(const Invocation& inv, const std::string& json_key,
+                   const absl::StatusOr<std::string>& text) {
+  if (!text.ok()) return Fail(inv, text.status(), kExitUsage);
+  PrintResult(inv, {{json_key, *text}}, *text);
+  return kExitOk;
+}
+
 int64_t CeilSeconds(absl::Duration d) { return absl::ToInt64Seconds(absl::Ceil(d, absl::Seconds(1))); }
 
 }  // namespace gateway::ctl

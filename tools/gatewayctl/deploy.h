@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "tools/gatewayctl/ctl.h"
 
 namespace gateway::ctl {
 
@@ -28,6 +29,11 @@ absl::StatusOr<StopBudget> StopBudgetFromFlags();
 
 // --gateway_args split on spaces: extra flags for the gateway's command line.
 std::vector<std::string> GatewayArgsFromFlags();
+
+// Prints a generated file (`text`, or {json_key: text} with --json), or
+// fails with its error as a usage error.
+int PrintGenerated(const Invocation& inv, const std::string& json_key,
+                   const absl::StatusOr<std::string>& text);
 
 // Whole seconds, rounded up: both systemd and Kubernetes want them.
 int64_t CeilSeconds(absl::Duration d);

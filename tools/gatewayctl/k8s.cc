@@ -25,8 +25,6 @@ std::string YamlArgs(const StopBudget& budget) {
   return absl::StrCat("[\"", absl::StrJoin(args, "\", \""), "\"]");
 }
 
-}  // namespace
-
 absl::StatusOr<std::string> KubernetesDeployment() {
   absl::StatusOr<StopBudget> budget = StopBudgetFromFlags();
   if (!budget.ok()) return budget.status();
@@ -87,11 +85,8 @@ absl::StatusOr<std::string> KubernetesDeployment() {
       "          emptyDir: {}\n");
 }
 
-int K8sCommand(const Invocation& inv) {
-  absl::StatusOr<std::string> manifest = KubernetesDeployment();
-  if (!manifest.ok()) return Fail(inv, manifest.status(), kExitUsage);
-  PrintResult(inv, {{"manifest", *manifest}}, *manifest);
-  return kExitOk;
-}
+}  // namespace
+
+int K8sCommand(const Invocation& inv) { return PrintGenerated(inv, "manifest", KubernetesDeployment()); }
 
 }  // namespace gateway::ctl

@@ -76,8 +76,6 @@ std::string StateDirectorySection() {
          "RuntimeDirectoryPreserve=yes\n";
 }
 
-}  // namespace
-
 absl::StatusOr<std::string> SystemdUnit() {
   absl::StatusOr<StopBudget> budget = StopBudgetFromFlags();
   if (!budget.ok()) return budget.status();
@@ -137,11 +135,8 @@ absl::StatusOr<std::string> SystemdUnit() {
       "WantedBy=", install, "\n");
 }
 
-int UnitCommand(const Invocation& inv) {
-  absl::StatusOr<std::string> unit = SystemdUnit();
-  if (!unit.ok()) return Fail(inv, unit.status(), kExitUsage);
-  PrintResult(inv, {{"unit", *unit}}, *unit);
-  return kExitOk;
-}
+}  // namespace
+
+int UnitCommand(const Invocation& inv) { return PrintGenerated(inv, "unit", SystemdUnit()); }
 
 }  // namespace gateway::ctl
