@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <optional>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -10,9 +11,18 @@
 #include "gflags/gflags.h"
 
 namespace gateway {
+namespace {
+std::set<std::string>& RepeatableFlags() {
+  static auto* names = new std::set<std::string>();
+  return *names;
+}
+}  // namespace
+
+RepeatableFlag::RepeatableFlag(const char* name) { RepeatableFlags().insert(name); }
 
 absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc, char** argv) {
   ParsedCommandLine parsed;
+  std::set<std::string> seen;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg(argv[i]);
     if (arg == "--") {
@@ -54,6 +64,11 @@ absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc, char** argv) {
       } else {
         return absl::InvalidArgumentError(absl::StrCat("flag --", name, " needs a value"));
       }
+    }
+    if (RepeatableFlags().count(info.name) > 0 && !seen.insert(info.name).second) {
+      std::string current;
+      gflags::GetCommandLineOption(info.name.c_str(), &current);
+      if (!current.empty() && !value->empty()) value = current + "," + *value;
     }
     if (gflags::SetCommandLineOption(name.c_str(), value->c_str()).empty()) {
       return absl::InvalidArgumentError(absl::StrCat("bad value '", *value, "' for --", name,

@@ -18,6 +18,12 @@ struct ParsedCommandLine {
   bool help = false;
 };
 
+// Makes a string flag accumulate: "--route=a --route=b" sets it to "a,b".
+// Call it from a static initialiser next to the DEFINE_string.
+struct RepeatableFlag {
+  explicit RepeatableFlag(const char* name);
+};
+
 // Applies every --flag[=value] in argv[1..] to the gflags registry and
 // returns the other arguments in order. "--" ends the flags.
 absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc, char** argv);

@@ -13,7 +13,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include <sys/eventfd.h>
+
+#include "gateway/admin_server.h"
 #include "gateway/detector_registry.h"
+#include "gateway/net.h"
+#include "gateway/proxy.h"
+#include "gateway/routes.h"
+#include "gateway/telemetry.h"
 #include "gateway/exit_policy.h"
 #include "gateway/flags.h"
 #include "gateway/instance.h"
@@ -40,8 +47,18 @@ DEFINE_string(exit_codes, "",
               "Exit status per stop class, e.g. unexpected=1,planned=0 (default "
               "takeover=0,planned=0,unexpected=1)");
 DEFINE_string(marker_ttl, "60s", "How long a takeover or planned-stop marker stays valid");
+DEFINE_string(route, "",
+              "LISTEN=UPSTREAM, e.g. 127.0.0.1:8080=127.0.0.1:9000; repeat the flag or separate "
+              "routes with commas");
+DEFINE_string(config, "", "JSON file with routes (see docs/configuration.md); SIGHUP re-reads it");
+DEFINE_string(admin, "127.0.0.1:9901",
+              "Admin HTTP address (/healthz /readyz /status /metrics); empty disables it");
+DEFINE_string(drain_timeout, "30s",
+              "How long open connections may finish after a stop signal before they are cut");
 DEFINE_string(startup_delay_for_test, "0s",
               "Test only: stay in the starting phase this long before serving");
+
+static gateway::RepeatableFlag route_is_repeatable("route");
 
 namespace gateway {
 namespace {
@@ -94,6 +111,83 @@ void WriteRecord(const StateDirectory& dir, const StopRecord& record) {
   }
 }
 
+absl::StatusOr<std::vector<Route>> LoadRoutes() {
+  absl::StatusOr<std::vector<Route>> routes = ParseRouteFlag(FLAGS_route);
+  if (!routes.ok() || FLAGS_config.empty()) return routes;
+  absl::StatusOr<std::vector<Route>> from_file = LoadRouteConfig(FLAGS_config);
+  if (!from_file.ok()) return from_file.status();
+  routes->insert(routes->end(), from_file->begin(), from_file->end());
+  absl::Status distinct = CheckRoutesAreDistinct(*routes);
+  if (!distinct.ok()) return distinct;
+  return routes;
+}
+
+// SIGHUP: re-read --config; a bad file or an address that cannot be bound
+// keeps the routes in force.
+void ReloadRoutes(Proxy* proxy, Telemetry* telemetry) {
+  if (FLAGS_config.empty()) {
+    LOG(WARNING) << "SIGHUP: nothing to reload (no --config)";
+    return;
+  }
+  absl::StatusOr<std::vector<Route>> routes = LoadRoutes();
+  absl::Status status = routes.ok() ? proxy->SetRoutes(*routes) : routes.status();
+  if (!status.ok()) {
+    telemetry->reloads_failed.fetch_add(1);
+    LOG(ERROR) << "SIGHUP: keeping the current routes: " << status.message();
+    return;
+  }
+  telemetry->reloads_ok.fetch_add(1);
+  LOG(INFO) << "SIGHUP: " << routes->size() << " route(s) in force from " << FLAGS_config;
+}
+
+// Lets open connections finish until none is left, the deadline passes or
+// a second stop signal says not to wait; then cuts what is left.
+DrainOutcome Drain(Proxy* proxy, StopController* controller, Telemetry* telemetry,
+                   const SdNotifier& notifier, absl::Duration timeout) {
+  DrainOutcome outcome;
+  absl::Time start = absl::Now();
+  absl::Time deadline = start + timeout;
+  outcome.connections_at_signal = proxy->active_connections();
+  if (outcome.connections_at_signal > 0 && !controller->skip_drain()) {
+    LOG(INFO) << "draining " << outcome.connections_at_signal << " connection(s) for up to "
+              << absl::FormatDuration(timeout);
+    auto report = [&] {
+      absl::Duration left = std::max(absl::ZeroDuration(), deadline - absl::Now());
+      // Ask systemd for time in steps, so TimeoutStopSec never cuts a drain
+      // that is still within --drain_timeout.
+      (void)notifier.Notify(absl::StrCat(
+          "EXTEND_TIMEOUT_USEC=", absl::ToInt64Microseconds(std::min(left, absl::Seconds(5)) +
+                                                           absl::Seconds(5)),
+          "\nSTATUS=draining: ", proxy->active_connections(), " connection(s) left, ",
+          absl::FormatDuration(absl::Trunc(left, absl::Seconds(1))), " to the deadline"));
+    };
+    report();
+    proxy->RunUntil(
+        [&] { return proxy->active_connections() == 0 || controller->skip_drain(); }, deadline,
+        absl::Seconds(1), report);
+  }
+  outcome.skipped = controller->skip_drain_reason();
+  outcome.closed_at_deadline = proxy->CloseAllConnections();
+  telemetry->closed_at_deadline.fetch_add(outcome.closed_at_deadline);
+  if (outcome.closed_at_deadline > 0) {
+    LOG(WARNING) << "closed " << outcome.closed_at_deadline << " connection(s) at the "
+                 << (outcome.skipped.empty() ? "drain deadline" : outcome.skipped);
+  }
+  outcome.duration = absl::Now() - start;
+  return outcome;
+}
+
+void LogPreviousRun(const PreviousRun& previous) {
+  std::string pid = previous.pid ? absl::StrCat(" (pid ", *previous.pid, ")") : std::string();
+  if (previous.exit == "unclean") {
+    LOG(WARNING) << "previous run" << pid
+                 << " did not exit cleanly: it left its running sentinel and no stop record "
+                    "(SIGKILL, OOM kill or crash)";
+  } else if (previous.exit == "clean") {
+    LOG(INFO) << "previous run" << pid << " stopped cleanly as " << previous.stop_class;
+  }
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -129,9 +223,16 @@ int Main(int argc, char** argv) {
   ExitPolicy exit_policy = ValueOrExit(ExitPolicy::Parse(FLAGS_exit_codes), kExitConfigError);
   absl::Duration marker_ttl =
       ValueOrExit(ParseDurationFlag("marker_ttl", FLAGS_marker_ttl), kExitConfigError);
+  absl::Duration drain_timeout =
+      ValueOrExit(ParseDurationFlag("drain_timeout", FLAGS_drain_timeout), kExitConfigError);
   absl::Duration startup_delay = ValueOrExit(
       ParseDurationFlag("startup_delay_for_test", FLAGS_startup_delay_for_test),
       kExitConfigError);
+  std::vector<Route> routes = ValueOrExit(LoadRoutes(), kExitConfigError);
+  std::optional<SocketAddress> admin_address;
+  if (!FLAGS_admin.empty()) {
+    admin_address = ValueOrExit(SocketAddress::Parse(FLAGS_admin), kExitConfigError);
+  }
 
   std::string state_path = FLAGS_state_dir.empty()
                                ? DefaultStateDirPath(environment, geteuid())
@@ -147,18 +248,65 @@ int Main(int argc, char** argv) {
   self.environment = environment;
 
   PreviousRun previous = InspectPreviousRun(state_dir);
-  if (previous.exit == "unclean") {
-    LOG(WARNING) << "previous run"
-                 << (previous.pid ? absl::StrCat(" (pid ", *previous.pid, ")") : std::string())
-                 << " did not exit cleanly: it left its running sentinel and no stop record "
-                    "(SIGKILL, OOM kill or crash)";
-  } else if (previous.exit == "clean") {
-    LOG(INFO) << "previous run"
-              << (previous.pid ? absl::StrCat(" (pid ", *previous.pid, ")") : std::string())
-              << " stopped cleanly as " << previous.stop_class;
-  }
+  LogPreviousRun(previous);
   absl::Status status = WriteRunningSentinel(state_dir, self.identity, started_at);
   if (!status.ok()) ExitWithError(kExitConfigError, status.message());
+
+  SdNotifier notifier(environment);
+  UniqueFd reload_fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  StopController::Options options;
+  options.chain = std::move(chain);
+  options.exit_policy = exit_policy;
+  options.state_dir = &state_dir;
+  options.marker_ttl = marker_ttl;
+  options.self = self;
+  options.on_reload = [fd = reload_fd.get()] {
+    uint64_t one = 1;
+    (void)!write(fd, &one, sizeof one);
+  };
+  StopController controller(std::move(options));
+  controller.SetPhase(Phase::kStarting);
+  controller.Start();  // From here on a stop signal is classified.
+
+  Telemetry::Identity identity;
+  identity.pid = self.identity.pid;
+  identity.started_at = started_at;
+  identity.state_dir = state_dir.path();
+  identity.detectors = chain_names;
+  identity.previous = previous;
+  absl::StatusOr<std::string> previous_record = state_dir.Read(kLastShutdownFile);
+  if (previous_record.ok()) {
+    identity.previous_record = nlohmann::json::parse(*previous_record, nullptr, false);
+    if (identity.previous_record.is_discarded()) identity.previous_record = nullptr;
+  }
+  Telemetry telemetry(identity);
+
+  // Listeners: bound now, before READY=1; a busy address is a start-up
+  // failure with its own status (75), not a stop.
+  Proxy proxy(&telemetry);
+  status = proxy.SetRoutes(routes);
+  if (!status.ok()) {
+    RemoveRunningSentinelIfOurs(state_dir, self.identity);
+    ExitWithError(absl::IsUnavailable(status) ? kExitTemporary : kExitConfigError,
+                  status.message());
+  }
+  std::unique_ptr<AdminServer> admin;
+  std::string admin_bound;
+  if (admin_address) {
+    absl::StatusOr<UniqueFd> admin_fd = BindListener(*admin_address);
+    if (!admin_fd.ok()) {
+      RemoveRunningSentinelIfOurs(state_dir, self.identity);
+      ExitWithError(kExitTemporary, absl::StrCat("admin server: ", admin_fd.status().message()));
+    }
+    admin_bound = SocketAddress::OfSocket(admin_fd->get())->ToString();
+    admin = ValueOrExit(AdminServer::Start(std::move(*admin_fd), &telemetry), kExitTemporary);
+  }
+  proxy.Watch(reload_fd.get(), [&] {
+    uint64_t count;
+    (void)!read(reload_fd.get(), &count, sizeof count);
+    ReloadRoutes(&proxy, &telemetry);
+  });
+  proxy.Watch(controller.wake_fd(), [&] { controller.ClearWake(); });
 
   InstanceInfo info;
   info.identity = self.identity;
@@ -166,39 +314,42 @@ int Main(int argc, char** argv) {
   info.state_dir = state_dir.path();
   info.detectors = chain_names;
   info.exit_codes = exit_policy.ToString();
+  info.admin = admin_bound;
   info.marker_ttl = absl::FormatDuration(marker_ttl);
   status = WriteInstanceInfo(state_dir, info);
   if (!status.ok()) ExitWithError(kExitConfigError, status.message());
 
-  SdNotifier notifier(environment);
-  StopController::Options options;
-  options.chain = std::move(chain);
-  options.exit_policy = exit_policy;
-  options.state_dir = &state_dir;
-  options.marker_ttl = marker_ttl;
-  options.self = self;
-  StopController controller(std::move(options));
-  controller.SetPhase(Phase::kStarting);
-  controller.Start();  // From here on a stop signal is classified.
-
   LOG(INFO) << "gateway pid " << self.identity.pid << " starting; state directory "
-            << state_dir.path() << "; detectors " << absl::StrJoin(chain_names, ",")
-            << "; exit codes " << exit_policy.ToString();
+            << state_dir.path() << "; admin "
+            << (admin_bound.empty() ? "disabled" : "http://" + admin_bound + "/")
+            << "; detectors " << absl::StrJoin(chain_names, ",") << "; exit codes "
+            << exit_policy.ToString();
+  if (routes.empty()) {
+    LOG(INFO) << "no routes configured: add --route=LISTEN=UPSTREAM or --config=FILE";
+  }
 
   if (startup_delay > absl::ZeroDuration()) controller.WaitForStop(startup_delay);
   std::unique_ptr<Watchdog> watchdog;  // WatchdogSec=: pings through serving and the drain
   if (!controller.stop_requested()) {
     controller.SetPhase(Phase::kServing);
+    telemetry.SetPhase(Phase::kServing);
     (void)notifier.Notify("READY=1\nSTATUS=serving");
     watchdog = Watchdog::StartIfRequested(notifier, environment, self.identity.pid);
     LOG(INFO) << "serving; stop with Ctrl-C, SIGTERM or gatewayctl stop";
-    while (!controller.WaitForStop(absl::Hours(1))) {
-    }
+    proxy.RunUntil([&] { return controller.stop_requested(); });
   }
 
+  // The stop: the verdict is latched; drain, record, exit.
   LatchedStop stop = controller.latched();
-  (void)notifier.Notify("STOPPING=1\nSTATUS=stopping: " +
-                        std::string(StopClassName(stop.verdict.stop_class)));
+  controller.SetPhase(Phase::kDraining);
+  telemetry.SetPhase(Phase::kDraining);
+  telemetry.SetStopped(stop.verdict.stop_class, stop.verdict.detector);
+  (void)notifier.Notify("STOPPING=1\nSTATUS=draining: " +
+                        std::string(StopClassName(stop.verdict.stop_class)) + " stop");
+  proxy.StopAccepting();
+  if (stop.verdict.stop_class == StopClass::kTakeover && admin) admin->StopAccepting();
+  DrainOutcome drain = Drain(&proxy, &controller, &telemetry, notifier, drain_timeout);
+
   StopRecord record;
   record.verdict = stop.verdict;
   record.signal = stop.signal;
@@ -212,7 +363,7 @@ int Main(int argc, char** argv) {
   record.previous = previous;
   record.chain = chain_names;
   record.ignored_markers = stop.marker_warnings;
-  record.drain.skipped = controller.skip_drain_reason();
+  record.drain = drain;
   record.exited_at = absl::Now();
   WriteRecord(state_dir, record);
   WriteTerminationLog(record);  // Kubernetes terminationMessagePath

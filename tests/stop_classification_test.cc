@@ -290,7 +290,7 @@ TEST(BinaryTest, DefaultStateDirectoryIsUsedAndLogged) {
   // No --state_dir: the default comes from the environment (SPEC 4.7).
   std::string runtime = FreshTempDir("default-runtime");
   Child::Options options;
-  options.argv = {Runfile("gateway/gateway")};
+  options.argv = {Runfile("gateway/gateway"), "--admin=127.0.0.1:0"};
   options.env = BaseEnvironment();
   options.env["XDG_RUNTIME_DIR"] = runtime;
   Child child(options);

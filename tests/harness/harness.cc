@@ -227,7 +227,8 @@ Gateway::Gateway(const std::string& test_name, Options options) {
   }
   for (const auto& [key, value] : options.extra_env) env[key] = value;
   Child::Options child;
-  child.argv = {Runfile("gateway/gateway"), "--state_dir=" + state_dir_};
+  // An ephemeral admin port by default: tests run in parallel.
+  child.argv = {Runfile("gateway/gateway"), "--state_dir=" + state_dir_, "--admin=127.0.0.1:0"};
   for (const std::string& flag : options.flags) child.argv.push_back(flag);
   child.env = env;
   child.output_dir = work;
@@ -254,6 +255,12 @@ bool Gateway::WaitReady(absl::Duration timeout) {
       },
       timeout) &&
          child_->Running();
+}
+
+std::string Gateway::AdminAddress() const {
+  nlohmann::json j = nlohmann::json::parse(ReadText(state_dir_ + "/instance.json"), nullptr, false);
+  return j.is_object() && j.contains("admin") && j["admin"].is_string() ? j["admin"].get<std::string>()
+                                                                        : std::string();
 }
 
 nlohmann::json Gateway::Record() const {

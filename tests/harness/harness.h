@@ -125,6 +125,8 @@ class Gateway {
   std::vector<std::string> Notifications();
   ExitStatus Wait(absl::Duration timeout = absl::Seconds(20)) { return child_->Wait(timeout); }
   std::string Log() const { return child_->Stderr(); }
+  // The admin server's bound address from instance.json ("127.0.0.1:41234").
+  std::string AdminAddress() const;
   // last-shutdown.json, parsed; null when absent or malformed.
   nlohmann::json Record() const;
 

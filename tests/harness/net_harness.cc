@@ -1,0 +1,192 @@
+// See net_harness.h.
+#include "tests/harness/net_harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace gateway::testing {
+namespace {
+
+int MakeSocket(bool ipv6, int port, sockaddr_storage* addr, socklen_t* len) {
+  std::memset(addr, 0, sizeof *addr);
+  if (ipv6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(addr);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(static_cast<uint16_t>(port));
+    a->sin6_addr = in6addr_loopback;
+    *len = sizeof *a;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(addr);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(static_cast<uint16_t>(port));
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    *len = sizeof *a;
+  }
+  return socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
+
+int BoundPort(int fd) {
+  sockaddr_storage addr;
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  return addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                                    : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+}
+
+}  // namespace
+
+int FreePort(bool ipv6) {
+  sockaddr_storage addr;
+  socklen_t len;
+  int fd = MakeSocket(ipv6, 0, &addr, &len);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), len);
+  int port = BoundPort(fd);
+  close(fd);
+  return port;
+}
+
+EchoServer::EchoServer(bool ipv6, std::string greeting) : greeting_(std::move(greeting)) {
+  sockaddr_storage addr;
+  socklen_t len;
+  listen_fd_ = MakeSocket(ipv6, 0, &addr, &len);
+  int one = 1;
+  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len);
+  listen(listen_fd_, 1024);
+  port_ = BoundPort(listen_fd_);
+  acceptor_ = std::thread([this] {
+    for (;;) {
+      pollfd p = {listen_fd_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) {
+        if (stopping_.load()) return;
+        continue;
+      }
+      int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      accepted_.fetch_add(1);
+      workers_.emplace_back([this, fd] { Serve(fd); });
+    }
+  });
+}
+
+void EchoServer::Serve(int fd) {
+  timeval tv = {30, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (!greeting_.empty()) SendAll(fd, greeting_);
+  char buffer[65536];
+  for (;;) {
+    ssize_t n = read(fd, buffer, sizeof buffer);
+    if (n <= 0) break;
+    if (!SendAll(fd, std::string(buffer, static_cast<size_t>(n)))) break;
+  }
+  shutdown(fd, SHUT_WR);
+  // Wait for the other side to finish before closing, so no RST is sent.
+  while (read(fd, buffer, sizeof buffer) > 0) {
+  }
+  close(fd);
+}
+
+EchoServer::~EchoServer() {
+  stopping_.store(true);
+  acceptor_.join();
+  close(listen_fd_);
+  for (std::thread& worker : workers_) worker.join();
+}
+
+int ConnectTo(int port, bool ipv6, absl::Duration timeout) {
+  sockaddr_storage addr;
+  socklen_t len;
+  int fd = MakeSocket(ipv6, port, &addr, &len);
+  timeval tv = {static_cast<time_t>(absl::ToInt64Seconds(timeout)),
+                static_cast<suseconds_t>(absl::ToInt64Microseconds(timeout) % 1000000)};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool SendAll(int fd, const std::string& data) {
+  size_t sent = 0;
+  while (sent < data.size()) {
+    ssize_t n = send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      return false;
+    }
+    sent += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::string RecvExactly(int fd, size_t n) {
+  std::string out(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, out.data() + got, n - got);
+    if (r <= 0) {
+      if (r < 0 && errno == EINTR) continue;
+      break;
+    }
+    got += static_cast<size_t>(r);
+  }
+  out.resize(got);
+  return out;
+}
+
+std::string RecvUntilEof(int fd, bool* eof) {
+  std::string out;
+  char buffer[65536];
+  for (;;) {
+    ssize_t r = read(fd, buffer, sizeof buffer);
+    if (r == 0) {
+      if (eof) *eof = true;
+      return out;
+    }
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (eof) *eof = false;
+      return out;
+    }
+    out.append(buffer, static_cast<size_t>(r));
+  }
+}
+
+std::string RandomBytes(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string out(n, '\0');
+  for (char& c : out) c = static_cast<char>(rng());
+  return out;
+}
+
+HttpReply HttpGet(const std::string& address, const std::string& path) {
+  HttpReply reply;
+  size_t colon = address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port)) {
+    return reply;
+  }
+  int fd = ConnectTo(port, address[0] == '[', absl::Seconds(5));
+  if (fd < 0) return reply;
+  SendAll(fd, absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"));
+  std::string response = RecvUntilEof(fd);
+  close(fd);
+  if (response.rfind("HTTP/1.", 0) != 0 || response.size() < 12) return reply;
+  absl::SimpleAtoi(response.substr(9, 3), &reply.status);
+  size_t body = response.find("\r\n\r\n");
+  if (body != std::string::npos) reply.body = response.substr(body + 4);
+  return reply;
+}
+
+}  // namespace gateway::testing
