@@ -23,6 +23,9 @@ struct InitShim {
   std::vector<std::string> argv;  // before the gateway's own; empty: none
 };
 
+// Names the parameter in test output and test.xml.
+void PrintTo(const InitShim& shim, std::ostream* os) { *os << shim.name; }
+
 class Pid1Test : public ::testing::TestWithParam<InitShim> {};
 
 TEST_P(Pid1Test, SignalFromOutsideTheNamespaceIsPlanned) {
@@ -39,8 +42,7 @@ TEST_P(Pid1Test, SignalFromOutsideTheNamespaceIsPlanned) {
   Child::Options options;
   options.argv = {"/usr/bin/unshare", "--pid", "--fork", "--mount-proc"};
   for (const std::string& arg : shim.argv) options.argv.push_back(arg);
-  options.argv.push_back(dir.gateway());
-  options.argv.push_back("--state_dir=" + dir.state());
+  for (const std::string& arg : dir.GatewayArgv()) options.argv.push_back(arg);
   options.env = BaseEnvironment();
   options.output_dir = dir.path();
   Child unshare(options);

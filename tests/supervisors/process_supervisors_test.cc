@@ -29,11 +29,14 @@ struct ProcessSupervisor {
   std::string up;    // in `status` while running
 };
 
+// Names the parameter in test output and test.xml.
+void PrintTo(const ProcessSupervisor& s, std::ostream* os) { *os << s.name; }
+
 // The service's run script: the supervisor execs the gateway, so the
 // gateway's parent is the supervisor itself.
 std::string RunScript(const ScratchDir& dir) {
-  return absl::StrCat("#!/bin/sh\nexec ", dir.gateway(), " --state_dir=", dir.state(), " 2>>",
-                      dir.path(), "/gateway.log\n");
+  return absl::StrCat("#!/bin/sh\nexec ", dir.GatewayCommand(), " 2>>", dir.path(),
+                      "/gateway.log\n");
 }
 
 ProcessSupervisor S6() {
@@ -82,8 +85,7 @@ ProcessSupervisor Supervisord() {
                                "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = "
                                "supervisor.rpcinterface:make_main_rpcinterface\n\n"
                                "[supervisorctl]\nserverurl=unix://", d, "/supervisor.sock\n\n"
-                               "[program:gw]\ncommand=", dir.gateway(), " --state_dir=",
-                               dir.state(),
+                               "[program:gw]\ncommand=", dir.GatewayCommand(),
                                "\nautorestart=unexpected\nexitcodes=0\nstartsecs=0\n"
                                "stopwaitsecs=10\n"));
     return std::vector<std::string>{"/usr/bin/supervisord", "-n", "-c", d + "/supervisord.conf"};

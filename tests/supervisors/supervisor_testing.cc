@@ -10,6 +10,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
@@ -33,6 +34,12 @@ ScratchDir::ScratchDir(const std::string& label) {
 ScratchDir::~ScratchDir() {
   if (!path_.empty() && std::getenv("GWSUP_KEEP") == nullptr) Sh("rm -rf " + ShellQuote(path_));
 }
+
+std::vector<std::string> ScratchDir::GatewayArgv() const {
+  return {gateway(), "--state_dir=" + state(), "--admin=127.0.0.1:0"};
+}
+
+std::string ScratchDir::GatewayCommand() const { return absl::StrJoin(GatewayArgv(), " "); }
 
 void ScratchDir::WriteFile(const std::string& relative, const std::string& text,
                            int mode) const {

@@ -33,6 +33,10 @@ class ScratchDir {
   std::string state() const { return path_ + "/state"; }
   std::string gateway() const { return bin() + "/gateway"; }
   std::string gatewayctl() const { return bin() + "/gatewayctl"; }
+  // The gateway with this state directory and an ephemeral admin port (the
+  // host's network is shared with other tests), as argv or a command line.
+  std::vector<std::string> GatewayArgv() const;
+  std::string GatewayCommand() const;
   // Creates `relative` (and its parents) with `text`, mode `mode`.
   void WriteFile(const std::string& relative, const std::string& text, int mode = 0644) const;
 
