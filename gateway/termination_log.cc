@@ -31,10 +31,10 @@ std::string TruncateUtf8(std::string text, size_t max_bytes) {
 
 std::string TerminationMessage(const StopRecord& record) {
   const Verdict& verdict = record.verdict;
-  std::string message = absl::StrCat(
-      StopClassName(verdict.stop_class), " by ",
-      verdict.detector.empty() ? std::string("no detector") : verdict.detector, ", exit ",
-      record.exit_code, ": ", verdict.evidence, "\n");
+  std::string message =
+      absl::StrCat(StopClassName(verdict.stop_class), " by ",
+                   verdict.detector.empty() ? std::string("no detector") : verdict.detector,
+                   ", exit ", record.exit_code, ": ", verdict.evidence, "\n");
   return TruncateUtf8(std::move(message), kTerminationMessageMaxBytes);
 }
 

@@ -8,9 +8,7 @@
 namespace gateway::testing {
 namespace {
 
-std::string TestName() {
-  return ::testing::UnitTest::GetInstance()->current_test_info()->name();
-}
+std::string TestName() { return ::testing::UnitTest::GetInstance()->current_test_info()->name(); }
 
 TEST(TerminationLogTest, StopWritesClassDetectorAndEvidence) {
   std::string path = FreshTempDir(TestName()) + "/termination-log";

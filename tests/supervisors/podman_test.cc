@@ -27,9 +27,9 @@ class PodmanTest : public ::testing::Test {
     } else if (auto missing = MissingProgram({"podman", "runc", "conmon"})) {
       skip_reason_ = new std::string(*missing + " is not installed (./bazelw installs it)");
     } else {
-      RunResult probe = Sh(absl::StrCat(kPodman, " run --rm --network=none ", kUlimits,
-                                        " --rootfs /:O /bin/true"),
-                           absl::Seconds(60));
+      RunResult probe = Sh(
+          absl::StrCat(kPodman, " run --rm --network=none ", kUlimits, " --rootfs /:O /bin/true"),
+          absl::Seconds(60));
       if (probe.status.code != 0) {
         skip_reason_ = new std::string("podman cannot run a container here: " +
                                        std::string(absl::StripAsciiWhitespace(probe.err)));
@@ -47,17 +47,18 @@ class PodmanTest : public ::testing::Test {
     if (name_.empty()) return;
     // stop -t 0 first: a bare rm -f during a hanging stop can leave runc's
     // container running.
-    Sh(absl::StrCat(kPodman, " stop -t 0 ", name_, " >/dev/null 2>&1; ", kPodman, " rm -f ",
-                    name_, " >/dev/null 2>&1; true"));
+    Sh(absl::StrCat(kPodman, " stop -t 0 ", name_, " >/dev/null 2>&1; ", kPodman, " rm -f ", name_,
+                    " >/dev/null 2>&1; true"));
   }
 
   // Runs the gateway as the container's process (with catatonit as PID 1
   // when `init`); returns its instance.json once it runs.
   nlohmann::json Run(bool init) {
-    RunResult run = Sh(absl::StrCat(
-        kPodman, " run -d --name ", name_, " --network=none ", kUlimits, " -v ", dir_->bin(),
-        ":/opt/svc -v ", dir_->state(), ":/tmp/st --restart=on-failure ", init ? "--init " : "",
-        "--rootfs /:O /opt/svc/gateway --state_dir=/tmp/st"), absl::Seconds(60));
+    RunResult run = Sh(
+        absl::StrCat(kPodman, " run -d --name ", name_, " --network=none ", kUlimits, " -v ",
+                     dir_->bin(), ":/opt/svc -v ", dir_->state(), ":/tmp/st --restart=on-failure ",
+                     init ? "--init " : "", "--rootfs /:O /opt/svc/gateway --state_dir=/tmp/st"),
+        absl::Seconds(60));
     EXPECT_EQ(run.status.code, 0) << run.err;
     return WaitForInstance(dir_->state(), nullptr);
   }
@@ -109,8 +110,7 @@ TEST_F(PodmanTest, ExecKillOfPid1IsUnexpectedAndRestarted) {
   ExpectStopRecord(WaitForRecordOf(dir_->state(), before), {"unexpected", "", 1});
   ASSERT_TRUE(WaitForInstance(dir_->state(), before).is_object()) << "not restarted";
   std::string inspected;
-  EXPECT_TRUE(WaitFor([&] { return (inspected = Inspect()) == "running 0 1"; },
-                      absl::Seconds(10)))
+  EXPECT_TRUE(WaitFor([&] { return (inspected = Inspect()) == "running 0 1"; }, absl::Seconds(10)))
       << "status, exit code, RestartCount: " << inspected;
   // inspect resets the exit code on restart; the died event keeps it.
   RunResult died = Sh(absl::StrCat(kPodman, " events --stream=false --since ", since,

@@ -24,7 +24,7 @@ struct ProcessSupervisor {
   std::vector<std::string> programs;  // skipped when one is missing
   // Writes the supervisor's configuration and returns its command line.
   std::function<std::vector<std::string>(const ScratchDir& dir)> configure;
-  std::function<std::string(const ScratchDir& dir)> stop, status, shutdown;
+  std::function<std::string(const ScratchDir&dir)> stop, status, shutdown;
   std::string down;  // in `status` after the planned stop
   std::string up;    // in `status` while running
 };
@@ -77,17 +77,22 @@ ProcessSupervisor Supervisord() {
   s.programs = {"supervisord", "supervisorctl"};
   s.configure = [](const ScratchDir& dir) {
     const std::string& d = dir.path();
-    dir.WriteFile("supervisord.conf",
-                  absl::StrCat("[unix_http_server]\nfile=", d, "/supervisor.sock\n\n"
-                               "[supervisord]\nnodaemon=true\nlogfile=", d,
-                               "/supervisord.log\npidfile=", d, "/supervisord.pid\nchildlogdir=",
-                               d, "\n\n"
-                               "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = "
-                               "supervisor.rpcinterface:make_main_rpcinterface\n\n"
-                               "[supervisorctl]\nserverurl=unix://", d, "/supervisor.sock\n\n"
-                               "[program:gw]\ncommand=", dir.GatewayCommand(),
-                               "\nautorestart=unexpected\nexitcodes=0\nstartsecs=0\n"
-                               "stopwaitsecs=10\n"));
+    dir.WriteFile(
+        "supervisord.conf",
+        absl::StrCat("[unix_http_server]\nfile=", d,
+                     "/supervisor.sock\n\n"
+                     "[supervisord]\nnodaemon=true\nlogfile=",
+                     d, "/supervisord.log\npidfile=", d, "/supervisord.pid\nchildlogdir=", d,
+                     "\n\n"
+                     "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = "
+                     "supervisor.rpcinterface:make_main_rpcinterface\n\n"
+                     "[supervisorctl]\nserverurl=unix://",
+                     d,
+                     "/supervisor.sock\n\n"
+                     "[program:gw]\ncommand=",
+                     dir.GatewayCommand(),
+                     "\nautorestart=unexpected\nexitcodes=0\nstartsecs=0\n"
+                     "stopwaitsecs=10\n"));
     return std::vector<std::string>{"/usr/bin/supervisord", "-n", "-c", d + "/supervisord.conf"};
   };
   auto ctl = [](const ScratchDir& dir, const std::string& command) {
@@ -115,8 +120,8 @@ class ProcessSupervisorTest : public ::testing::TestWithParam<ProcessSupervisor>
     options.output_dir = dir_->path();
     supervisor_ = std::make_unique<Child>(options);
     instance_ = WaitForInstance(dir_->state(), nullptr);
-    ASSERT_TRUE(instance_.is_object()) << s.name << " did not start the gateway: "
-                                       << ReadText(dir_->path() + "/gateway.log");
+    ASSERT_TRUE(instance_.is_object())
+        << s.name << " did not start the gateway: " << ReadText(dir_->path() + "/gateway.log");
   }
 
   void TearDown() override {
@@ -146,8 +151,8 @@ TEST_P(ProcessSupervisorTest, StopCommandIsPlannedAndStaysDown) {
   EXPECT_EQ(stop.status.code, 0) << stop.out << stop.err;
   ExpectStopRecord(WaitForRecordOf(dir_->state(), instance_), {"planned", "supervisor", 0});
   std::string status;
-  EXPECT_TRUE(WaitFor([&] { return absl::StrContains(status = Status(), s.down); },
-                      absl::Seconds(10)))
+  EXPECT_TRUE(
+      WaitFor([&] { return absl::StrContains(status = Status(), s.down); }, absl::Seconds(10)))
       << status;
   // Still down a moment later: not restarted.
   absl::SleepFor(absl::Milliseconds(1500));

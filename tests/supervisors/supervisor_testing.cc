@@ -24,10 +24,10 @@ ScratchDir::ScratchDir(const std::string& label) {
     return;
   }
   path_ = pattern;
-  RunResult copy = Sh(absl::StrCat(
-      "mkdir -p ", bin(), " && mkdir -m 0700 ", state(), " && cp -L ",
-      ShellQuote(Runfile("gateway/gateway")), " ", ShellQuote(Runfile("tools/gatewayctl/gatewayctl")),
-      " ", bin(), "/ && chmod 0755 ", path_));
+  RunResult copy = Sh(absl::StrCat("mkdir -p ", bin(), " && mkdir -m 0700 ", state(), " && cp -L ",
+                                   ShellQuote(Runfile("gateway/gateway")), " ",
+                                   ShellQuote(Runfile("tools/gatewayctl/gatewayctl")), " ", bin(),
+                                   "/ && chmod 0755 ", path_));
   EXPECT_EQ(copy.status.code, 0) << "copying the binaries: " << copy.err;
 }
 
@@ -41,8 +41,7 @@ std::vector<std::string> ScratchDir::GatewayArgv() const {
 
 std::string ScratchDir::GatewayCommand() const { return absl::StrJoin(GatewayArgv(), " "); }
 
-void ScratchDir::WriteFile(const std::string& relative, const std::string& text,
-                           int mode) const {
+void ScratchDir::WriteFile(const std::string& relative, const std::string& text, int mode) const {
   std::string path = path_ + "/" + relative;
   Sh("mkdir -p " + ShellQuote(path.substr(0, path.rfind('/'))));
   std::ofstream(path) << text;

@@ -32,6 +32,8 @@ int PrintGenerated(const Invocation& inv, const std::string& json_key,
   return kExitOk;
 }
 
-int64_t CeilSeconds(absl::Duration d) { return absl::ToInt64Seconds(absl::Ceil(d, absl::Seconds(1))); }
+int64_t CeilSeconds(absl::Duration d) {
+  return absl::ToInt64Seconds(absl::Ceil(d, absl::Seconds(1)));
+}
 
 }  // namespace gateway::ctl

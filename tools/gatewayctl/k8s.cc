@@ -87,6 +87,8 @@ absl::StatusOr<std::string> KubernetesDeployment() {
 
 }  // namespace
 
-int K8sCommand(const Invocation& inv) { return PrintGenerated(inv, "manifest", KubernetesDeployment()); }
+int K8sCommand(const Invocation& inv) {
+  return PrintGenerated(inv, "manifest", KubernetesDeployment());
+}
 
 }  // namespace gateway::ctl
