@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -28,6 +29,7 @@
 #include "gateway/routes.h"
 #include "gateway/sd_notify.h"
 #include "gateway/signals.h"
+#include "gateway/socket_activation.h"
 #include "gateway/state_dir.h"
 #include "gateway/stop_controller.h"
 #include "gateway/stop_record.h"
@@ -322,8 +324,14 @@ int Main(int argc, char** argv) {
 
   // Listeners: bound now, before READY=1; a busy address is a start-up
   // failure with its own status (75), not a stop.
+  // Listening sockets come from a predecessor, from socket activation, or
+  // are bound here.
+  std::map<std::string, UniqueFd> activated =
+      ValueOrExit(TakeActivatedSockets(environment), kExitConfigError);
+  std::map<std::string, UniqueFd>& inherited = inheritance ? inheritance->listeners : activated;
+  if (!activated.empty()) LOG(INFO) << "socket activation: " << activated.size() << " socket(s)";
   Proxy proxy(&telemetry);
-  status = proxy.SetRoutes(routes, inheritance ? &inheritance->listeners : nullptr);
+  status = proxy.SetRoutes(routes, &inherited);
   if (!status.ok()) {
     RemoveRunningSentinelIfOurs(state_dir, self.identity);
     ExitWithError(absl::IsUnavailable(status) ? kExitTemporary : kExitConfigError,
@@ -332,9 +340,12 @@ int Main(int argc, char** argv) {
   std::unique_ptr<AdminServer> admin;
   std::string admin_bound;
   if (admin_address) {
-    absl::StatusOr<UniqueFd> admin_fd = inheritance && inheritance->admin.valid()
-                                            ? std::move(inheritance->admin)
-                                            : BindListener(*admin_address);
+    std::string wanted = admin_address->ToString();
+    absl::StatusOr<UniqueFd> admin_fd =
+        inheritance && inheritance->admin.valid() ? std::move(inheritance->admin)
+        : inherited.count(wanted) > 0             ? std::move(inherited[wanted])
+                                                  : BindListener(*admin_address);
+    inherited.erase(wanted);
     if (!admin_fd.ok()) {
       RemoveRunningSentinelIfOurs(state_dir, self.identity);
       ExitWithError(kExitTemporary, absl::StrCat("admin server: ", admin_fd.status().message()));
@@ -342,6 +353,10 @@ int Main(int argc, char** argv) {
     admin_bound = SocketAddress::OfSocket(admin_fd->get())->ToString();
     admin = ValueOrExit(AdminServer::Start(std::move(*admin_fd), &telemetry), kExitTemporary);
   }
+  for (const auto& [address, fd] : inherited) {
+    LOG(WARNING) << "inherited listening socket " << address << " matches no route; closing it";
+  }
+  inherited.clear();
   proxy.Watch(reload_fd.get(), [&] {
     uint64_t count;
     (void)!read(reload_fd.get(), &count, sizeof count);
