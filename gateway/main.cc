@@ -387,6 +387,10 @@ int Main(int argc, char** argv) {
       ControlServer::Start(state_dir, &proxy,
                            [&](const nlohmann::json& request,
                                std::shared_ptr<ControlConnection> peer) {
+                             if (request["cmd"] == "status") {
+                               peer->Send({{"ok", true}, {"status", telemetry.StatusJson()}});
+                               return;
+                             }
                              if (request["cmd"] == "follow") {
                                peer->Send({{"event", "following"}, {"pid", getpid()}});
                                followers.push_back(std::move(peer));
