@@ -3,7 +3,9 @@
 // ever take one with a default action or a crash handler; the stop
 // controller's thread reads them and the detector chain classifies the
 // first. The exit status is the exit policy's answer for that class.
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -113,13 +115,26 @@ void ListDetectors(const DetectorRegistry& registry) {
   }
 }
 
+// last-shutdown.json (atomic and fsync'd: the durable answer), then one
+// line appended to stop-history.jsonl (every stop, not fsync'd: history is
+// best effort), rotated to stop-history.jsonl.1 past 1 MiB.
 void WriteRecord(const StateDirectory& dir, const StopRecord& record) {
-  std::string json = StopRecordToJson(record).dump(2) + "\n";
-  absl::Status written = dir.WriteAtomically(kLastShutdownFile, json, 0644);
+  nlohmann::ordered_json json = StopRecordToJson(record);
+  absl::Status written = dir.WriteAtomically(kLastShutdownFile, json.dump(2) + "\n", 0644);
   if (!written.ok()) {
     LOG(ERROR) << "could not write the stop record: " << written.message();
   } else {
     LOG(INFO) << "stop record written to " << dir.PathOf(kLastShutdownFile);
+  }
+  struct stat st;
+  if (fstatat(dir.fd(), kStopHistoryFile, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      st.st_size > 1024 * 1024) {
+    renameat(dir.fd(), kStopHistoryFile, dir.fd(), absl::StrCat(kStopHistoryFile, ".1").c_str());
+  }
+  UniqueFd history(openat(dir.fd(), kStopHistoryFile,
+                          O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!history.valid() || !WriteAll(history.get(), json.dump() + "\n").ok()) {
+    PLOG(WARNING) << "could not append to " << dir.PathOf(kStopHistoryFile);
   }
 }
 
