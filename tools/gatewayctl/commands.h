@@ -12,6 +12,7 @@ int StatusCommand(const Invocation& inv);
 int ExplainCommand(const Invocation& inv);
 int UnitCommand(const Invocation& inv);
 int K8sCommand(const Invocation& inv);
+int ReplaceCommand(const Invocation& inv);
 
 }  // namespace gateway::ctl
 
