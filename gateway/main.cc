@@ -460,6 +460,11 @@ int Main(int argc, char** argv) {
   if (stop.verdict.stop_class != StopClass::kTakeover) {
     replacer.AbandonIfNotReady(absl::StrCat("this gateway is stopping (",
                                             StopClassName(stop.verdict.stop_class), ")"));
+  } else {
+    // The successor is the unit's main process now (MAINPID=); with
+    // NotifyAccess=all systemd would take our STOPPING=1 as the unit's stop.
+    watchdog.reset();
+    notifier = SdNotifier(Environment());
   }
   controller.SetPhase(Phase::kDraining);
   telemetry.SetPhase(Phase::kDraining);
