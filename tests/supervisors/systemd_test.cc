@@ -4,6 +4,7 @@
 // (systemctl show) and the gateway's stop record.
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 
 #include "absl/strings/ascii.h"
@@ -16,8 +17,6 @@
 
 namespace gateway::testing {
 namespace {
-
-constexpr char kNeedsDataPlane[] = "needs data plane (issue 5)";
 
 // One booted container for the whole suite (boot ≈ 1 s).
 class SystemdTest : public ::testing::Test {
@@ -64,7 +63,12 @@ class SystemdTest : public ::testing::Test {
 
   void TearDown() override {
     if (skip_reason_ != nullptr) return;
-    InContainer("systemctl stop 'gw-*.service'; " + UserCtl() + " stop 'gw-*.service'; true");
+    // Bounded: a unit stuck in a stop is killed, so the next row starts clean.
+    for (Manager manager : {Manager::kSystem, Manager::kUser}) {
+      InContainer(absl::StrCat("timeout 20 ", Ctl(manager), " stop 'gw-*.socket' 'gw-*.service' || ",
+                               Ctl(manager), " kill -s KILL 'gw-*.service'; true"),
+                  absl::Seconds(40));
+    }
   }
 
   // Runs `script` inside the container (all its namespaces).
@@ -88,12 +92,10 @@ class SystemdTest : public ::testing::Test {
   }
 
   // Installs the unit `gatewayctl unit` prints (plus `flags`, and a drop-in
-  // with `dropin` when given), enables and starts it; returns the gateway's
-  // instance.json once it runs.
-  nlohmann::json StartPrintedUnit(Manager manager, const std::string& flags = "",
-                                  const std::string& dropin = "") {
-    std::string dir =
-        manager == Manager::kUser ? "/root/.config/systemd/user" : "/etc/systemd/system";
+  // with `dropin` when given) and enables it.
+  void InstallPrintedUnit(Manager manager, const std::string& flags = "",
+                          const std::string& dropin = "") {
+    std::string dir = UnitDir(manager);
     if (manager == Manager::kUser) {
       RunResult user = InContainer("systemctl start user@0.service");
       EXPECT_EQ(user.status.code, 0) << "user@0.service: " << user.err;
@@ -102,19 +104,43 @@ class SystemdTest : public ::testing::Test {
         Sh(absl::StrCat(scratch_->gatewayctl(), " unit --gateway_path=/opt/svc/gateway",
                         manager == Manager::kUser ? " --user " : " ", flags));
     EXPECT_EQ(printed.status.code, 0) << printed.err;
-    nlohmann::json previous = ReadJson(StateDir(manager) + "/instance.json");
     Sh(absl::StrCat("mkdir -p ", Root(), dir));
     std::ofstream(absl::StrCat(Root(), dir, "/", unit_)) << printed.out;
     if (!dropin.empty()) {
       Sh(absl::StrCat("mkdir -p ", Root(), dir, "/", unit_, ".d"));
       std::ofstream(absl::StrCat(Root(), dir, "/", unit_, ".d/test.conf")) << dropin;
     }
-    RunResult started = InContainer(absl::StrCat(Ctl(manager), " daemon-reload && ", Ctl(manager),
-                                                 " enable --quiet ", unit_, " && ", Ctl(manager),
-                                                 " start ", unit_));
+    RunResult enabled = InContainer(absl::StrCat(Ctl(manager), " daemon-reload && ", Ctl(manager),
+                                                 " enable --quiet ", unit_));
+    EXPECT_EQ(enabled.status.code, 0) << "enabling " << unit_ << ": " << enabled.err;
+  }
+
+  // InstallPrintedUnit, then starts the unit; returns the gateway's
+  // instance.json once it runs.
+  nlohmann::json StartPrintedUnit(Manager manager, const std::string& flags = "",
+                                  const std::string& dropin = "") {
+    InstallPrintedUnit(manager, flags, dropin);
+    nlohmann::json previous = ReadJson(StateDir(manager) + "/instance.json");
+    RunResult started = InContainer(absl::StrCat(Ctl(manager), " start ", unit_));
     EXPECT_EQ(started.status.code, 0) << "starting " << unit_ << ": " << started.err;
     return WaitForInstance(StateDir(manager), previous);
   }
+
+  static std::string UnitDir(Manager manager) {
+    return manager == Manager::kUser ? "/root/.config/systemd/user" : "/etc/systemd/system";
+  }
+
+  // Runs a Python `script` with `args` in the container as the transient
+  // service `unit` (stopped with the others after the test).
+  static void RunPython(const std::string& unit, const char* script,
+                        const std::string& args = "") {
+    RunResult run = InContainer(absl::StrCat("systemd-run -q --unit=", unit, " python3 -c ",
+                                             ShellQuote(script), " ", args));
+    EXPECT_EQ(run.status.code, 0) << run.err;
+  }
+
+  // An echo server on 127.0.0.1:7001, the routes' upstream.
+  static bool StartUpstream();
 
   // systemctl show: ActiveState, Result, NRestarts, MainPID, ...
   std::map<std::string, std::string> Show(Manager manager) {
@@ -256,42 +282,39 @@ TEST_F(SystemdTest, UserManagerKillFromShellIsUnexpectedAndRestarted) {
   CheckUnexpectedAndRestarted(Manager::kUser, before);
 }
 
-// Rows that need parts of the data plane not merged yet (issue 5):
-// replacement (MAINPID=) and socket activation (LISTEN_FDS).
-TEST_F(SystemdTest, GatewayctlReplaceKeepsUnitActiveWithNewMainPid) {
-  GTEST_SKIP() << kNeedsDataPlane;
-}
-
-// An upstream that holds every connection until the client closes it, and
-// a client that holds one connection through the gateway for 5 s.
-constexpr char kUpstream[] = R"(
+// The routes' upstream: echoes every connection until the client closes.
+constexpr char kEchoUpstream[] = R"(
 import socket, threading
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 7001)); s.listen()
+s.bind(("127.0.0.1", 7001)); s.listen(128)
 def serve(c):
-    while c.recv(4096): pass
+    while d := c.recv(4096): c.sendall(d)
     c.close()
 while True:
     c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
 )";
+
+bool SystemdTest::StartUpstream() {
+  if (InContainer("command -v python3 && command -v ss").status.code != 0) return false;
+  RunPython("gw-upstream", kEchoUpstream);
+  return WaitFor([] { return SocketListed("-l 'sport = :7001'"); }, absl::Seconds(10));
+}
+
+// Holds one connection through the gateway (port 7000) for 5 s.
 constexpr char kSlowClient[] = R"(
 import socket, time
 c = socket.create_connection(("127.0.0.1", 7000)); time.sleep(5); c.close()
 )";
 
 TEST_F(SystemdTest, DrainLongerThanTimeoutStopSecSurvivesWithExtendTimeout) {
-  if (InContainer("command -v python3 && command -v ss").status.code != 0) {
-    GTEST_SKIP() << "needs python3 and ss for the upstream and the client";
-  }
   // The printed unit, its TimeoutStopSec cut to 2 s by a drop-in: only
   // EXTEND_TIMEOUT_USEC keeps systemd from killing the 5 s drain.
   nlohmann::json instance = StartPrintedUnit(
       Manager::kSystem, "--drain_timeout=10s --gateway_args=--route=127.0.0.1:7000=127.0.0.1:7001",
       "[Service]\nTimeoutStopSec=2s\n");
   ASSERT_TRUE(instance.is_object());
-  InContainer(absl::StrCat("systemd-run -q --unit=gw-upstream python3 -c ", ShellQuote(kUpstream)));
-  ASSERT_TRUE(WaitFor([] { return SocketListed("-l 'sport = :7001'"); }, absl::Seconds(10)));
-  InContainer(absl::StrCat("systemd-run -q --unit=gw-client python3 -c ", ShellQuote(kSlowClient)));
+  if (!StartUpstream()) GTEST_SKIP() << "needs python3 and ss in the container for the upstream";
+  RunPython("gw-client", kSlowClient);
   ASSERT_TRUE(WaitFor([] { return SocketListed("state established 'dport = :7000'"); },
                       absl::Seconds(10)))
       << "the client did not connect through the gateway";
@@ -304,7 +327,82 @@ TEST_F(SystemdTest, DrainLongerThanTimeoutStopSecSurvivesWithExtendTimeout) {
   EXPECT_EQ(drain.value("closed_at_deadline", -1), 0) << drain;
 }
 
-TEST_F(SystemdTest, SocketActivatedGatewayServesOnPassedFd) { GTEST_SKIP() << kNeedsDataPlane; }
+// Opens connections through the gateway (port 7000) one after another for
+// argv[1] seconds, each echoing a byte; writes "OK FAILED" to argv[2].
+constexpr char kClientLoop[] = R"(
+import socket, sys, time
+ok = failed = 0
+end = time.time() + float(sys.argv[1])
+while time.time() < end:
+    try:
+        c = socket.create_connection(("127.0.0.1", 7000), timeout=2)
+        c.sendall(b"x")
+        if c.recv(1) == b"x": ok += 1
+        else: failed += 1
+        c.close()
+    except OSError:
+        failed += 1
+    time.sleep(0.005)
+open(sys.argv[2], "w").write(f"{ok} {failed}\n")
+)";
+
+TEST_F(SystemdTest, GatewayctlReplaceKeepsUnitActiveWithNewMainPid) {
+  nlohmann::json before = StartPrintedUnit(
+      Manager::kSystem, "--gateway_args=--route=127.0.0.1:7000=127.0.0.1:7001");
+  ASSERT_TRUE(before.is_object());
+  if (!StartUpstream()) GTEST_SKIP() << "needs python3 and ss in the container for the upstream";
+  Sh("rm -f " + Root() + "/run/gw-clients.txt");
+  RunPython("gw-clients", kClientLoop, "4 /run/gw-clients.txt");
+  absl::SleepFor(absl::Milliseconds(500));  // clients already connecting
+
+  RunResult replace = InContainer("/opt/svc/gatewayctl replace --timeout=20s", absl::Seconds(40));
+  EXPECT_EQ(replace.status.code, 0) << replace.out << replace.err;
+  ExpectStopRecord(WaitForRecordOf(StateDir(Manager::kSystem), before),
+                   {"takeover", "takeover_marker", 0});
+  nlohmann::json after = WaitForInstance(StateDir(Manager::kSystem), before);
+  ASSERT_TRUE(after.is_object()) << "no successor registered";
+  std::map<std::string, std::string> shown = Show(Manager::kSystem);
+  EXPECT_EQ(shown["ActiveState"], "active");
+  EXPECT_EQ(shown["Result"], "success");
+  EXPECT_EQ(shown["NRestarts"], "0");
+  EXPECT_EQ(shown["MainPID"], absl::StrCat(after.value("pid", 0))) << "MAINPID= not taken";
+  EXPECT_NE(shown["MainPID"], absl::StrCat(before.value("pid", 0)));
+
+  std::string clients;
+  ASSERT_TRUE(WaitFor([&] { return !(clients = ReadText(Root() + "/run/gw-clients.txt")).empty(); },
+                      absl::Seconds(15)));
+  int ok = 0, failed = -1;
+  ASSERT_EQ(std::sscanf(clients.c_str(), "%d %d", &ok, &failed), 2) << clients;
+  EXPECT_GT(ok, 0) << clients;
+  EXPECT_EQ(failed, 0) << "connections failed during the replacement: " << clients;
+}
+
+// One connection to the socket unit's port (7100), echoing "ping".
+constexpr char kPing[] = R"(
+import socket
+c = socket.create_connection(("127.0.0.1", 7100), timeout=10)
+c.sendall(b"ping"); print(c.recv(4).decode())
+)";
+
+TEST_F(SystemdTest, SocketActivatedGatewayServesOnPassedFd) {
+  // systemd holds 127.0.0.1:7100; a gateway that tried to bind it itself
+  // would fail with the address in use and exit.
+  InstallPrintedUnit(Manager::kSystem, "--gateway_args=--route=127.0.0.1:7100=127.0.0.1:7001");
+  std::string socket_unit = unit_.substr(0, unit_.size() - std::string(".service").size()) + ".socket";
+  std::ofstream(absl::StrCat(Root(), UnitDir(Manager::kSystem), "/", socket_unit))
+      << "[Socket]\nListenStream=127.0.0.1:7100\n\n[Install]\nWantedBy=sockets.target\n";
+  RunResult listening =
+      InContainer("systemctl daemon-reload && systemctl start " + socket_unit);
+  ASSERT_EQ(listening.status.code, 0) << listening.err;
+  if (!StartUpstream()) GTEST_SKIP() << "needs python3 and ss in the container for the upstream";
+  EXPECT_EQ(Show(Manager::kSystem)["ActiveState"], "inactive") << "started before a connection";
+
+  RunResult ping = InContainer(absl::StrCat("python3 -c ", ShellQuote(kPing)));
+  EXPECT_EQ(absl::StripAsciiWhitespace(ping.out), "ping") << ping.err;
+  std::map<std::string, std::string> shown = Show(Manager::kSystem);
+  EXPECT_EQ(shown["ActiveState"], "active");
+  EXPECT_EQ(shown["NRestarts"], "0");
+}
 
 }  // namespace
 }  // namespace gateway::testing
