@@ -80,7 +80,7 @@ class SystemdTest : public ::testing::Test {
   static bool SocketListed(const std::string& filter) {
     return InContainer("ss -Htn " + filter + " | grep -q .").status.code == 0;
   }
-  static std::string UserCtl() { return "XDG_RUNTIME_DIR=/run/user/0 systemctl --user"; }
+  static std::string UserCtl() { return "env XDG_RUNTIME_DIR=/run/user/0 systemctl --user"; }
   static std::string Ctl(Manager manager) {
     return manager == Manager::kUser ? UserCtl() : "systemctl";
   }
