@@ -6,9 +6,11 @@ registration survives into every binary that links the library; without it,
 a statically linked cc_binary silently drops the detector.
 """
 
-# The detectors compiled into //gateway, in the default chain order
-# (gateway/detector_registry.cc, DefaultDetectorOrder, must agree; a test
-# checks it).
+# The detectors compiled into //gateway by default, in the default chain
+# order (gateway/detector_registry.cc, DefaultDetectorOrder, must agree;
+# //tests/custom:compiled_in_detector_test checks it). Optional detectors
+# such as //detectors/maintenance_window are not here: link them with
+# gateway_binary(detectors = [...]) (gateway/gateway_binary.bzl).
 BUILTIN_DETECTORS = [
     Label("//detectors/takeover_marker"),
     Label("//detectors/planned_stop_file"),
