@@ -27,8 +27,10 @@
 #include "nlohmann/json.hpp"
 
 DEFINE_string(detector_plugin, "",
-              "Comma-separated paths of detector plugins: shared libraries with the C ABI of "
-              "gateway/plugin_abi.h, loaded at start-up. Name them in --detectors to use them");
+              "Path of a detector plugin: a shared library with the C ABI of "
+              "gateway/plugin_abi.h, loaded at start-up; repeat the flag or separate paths "
+              "with commas. Name the plugins in --detectors to use them");
+static gateway::RepeatableFlag detector_plugin_is_repeatable("detector_plugin");
 DEFINE_string(detector_plugin_timeout, "2s",
               "How long one plugin detect() call may run; a plugin that takes longer is "
               "killed and has no opinion");

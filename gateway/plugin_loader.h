@@ -27,7 +27,8 @@ struct PluginOptions {
   bool dry_run = false;
 };
 
-// The absolute paths named by --detector_plugin (comma-separated), in order.
+// The absolute paths named by --detector_plugin (repeated or
+// comma-separated), in order.
 std::vector<std::string> DetectorPluginPathsFromFlags();
 
 // Loads the plugins named by --detector_plugin with

@@ -53,6 +53,26 @@ TEST(RuntimePluginTest, PluginIsListedWithItsPath) {
       << result.out;
 }
 
+TEST(RuntimePluginTest, FlagCanBeRepeatedOrCommaSeparated) {
+  RunResult result = RunCommand(
+      {Runfile("gateway/gateway"), "--list_detectors",
+       "--detector_plugin=" + DeployLockPlugin(),
+       absl::StrCat("--detector_plugin=", TestPlugin("crash_on_stop"), ",",
+                    TestPlugin("hang_on_stop"))});
+  // hang_on_stop is also called "misbehaving": all three were loaded.
+  EXPECT_EQ(result.status.code, 78) << result.err;
+  EXPECT_NE(result.err.find("detector 'misbehaving' is registered twice (" +
+                            TestPlugin("crash_on_stop") + " and " + TestPlugin("hang_on_stop")),
+            std::string::npos)
+      << result.err;
+  result = RunCommand({Runfile("gateway/gateway"), "--list_detectors",
+                       "--detector_plugin=" + DeployLockPlugin(),
+                       "--detector_plugin=" + TestPlugin("crash_on_stop")});
+  ASSERT_EQ(result.status.code, 0) << result.err;
+  EXPECT_NE(result.out.find("deploy_lock\t"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("misbehaving\t"), std::string::npos) << result.out;
+}
+
 TEST(RuntimePluginTest, GoodPluginDecidesARealStop) {
   std::string lock_dir = FreshTempDir(TestName() + "-lock");
   Gateway gw(TestName(), DeployLockOptions(lock_dir));
