@@ -6,9 +6,13 @@ registration survives into every binary that links the library; without it,
 a statically linked cc_binary silently drops the detector.
 """
 
-# The detectors compiled into //gateway, in the default chain order
-# (gateway/detector_registry.cc, DefaultDetectorOrder, must agree; a test
-# checks it).
+# The detectors compiled into //gateway by default. The default chain
+# (DefaultDetectorOrder in gateway/detector_registry.cc) is the start of this
+# list, in this order; a detector appended after it is compiled in but runs
+# only when named in --detectors. //tests/custom:compiled_in_detector_test
+# checks both. Optional detectors such as //detectors/maintenance_window are
+# not here: link them with gateway_binary(detectors = [...])
+# (gateway/gateway_binary.bzl), or append them here to ship them in //gateway.
 BUILTIN_DETECTORS = [
     Label("//detectors/takeover_marker"),
     Label("//detectors/planned_stop_file"),

@@ -26,6 +26,7 @@
 #include "gateway/json_util.h"
 #include "gateway/markers.h"
 #include "gateway/net.h"
+#include "gateway/plugin_loader.h"
 #include "gateway/proxy.h"
 #include "gateway/replacement.h"
 #include "gateway/routes.h"
@@ -262,8 +263,11 @@ int Main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   google::InstallFailureSignalHandler();
 
-  DetectorRegistry registry = ValueOrExit(
-      DetectorRegistry::Builder::FromStaticRegistrations().Build(), kExitConfigError);
+  DetectorRegistry::Builder detectors = DetectorRegistry::Builder::FromStaticRegistrations();
+  if (absl::Status loaded = AddRuntimePlugins(&detectors); !loaded.ok()) {
+    ExitWithError(kExitConfigError, loaded.message());
+  }
+  DetectorRegistry registry = ValueOrExit(std::move(detectors).Build(), kExitConfigError);
   if (FLAGS_list_detectors) {
     ListDetectors(registry);
     Exit(0);
@@ -422,6 +426,7 @@ int Main(int argc, char** argv) {
   info.started_at = started_at;
   info.state_dir = state_dir.path();
   info.detectors = chain_names;
+  info.detector_plugins = DetectorPluginPathsFromFlags();
   info.exit_codes = exit_policy.ToString();
   info.admin = admin_bound;
   info.marker_ttl = absl::FormatDuration(marker_ttl);

@@ -228,7 +228,7 @@ Gateway::Gateway(const std::string& test_name, Options options) {
   for (const auto& [key, value] : options.extra_env) env[key] = value;
   Child::Options child;
   // An ephemeral admin port by default: tests run in parallel.
-  child.argv = {Runfile("gateway/gateway"), "--state_dir=" + state_dir_, "--admin=127.0.0.1:0"};
+  child.argv = {Runfile(options.binary), "--state_dir=" + state_dir_, "--admin=127.0.0.1:0"};
   for (const std::string& flag : options.flags) child.argv.push_back(flag);
   child.env = env;
   child.output_dir = work;

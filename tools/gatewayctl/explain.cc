@@ -1,7 +1,8 @@
 // gatewayctl explain --signal=TERM --sender=PID: a dry run of the real
 // detector chain against the running instance's identity, parent,
 // environment (from /proc/PID/environ, which is what it captured at exec)
-// and markers, for a signal that PID would send now. Consumes nothing.
+// and markers, for a signal that PID would send now, with the instance's
+// runtime plugins (instance.json "detector_plugins"). Consumes nothing.
 #include <signal.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include "gateway/evidence.h"
 #include "gateway/exit_policy.h"
 #include "gateway/markers.h"
+#include "gateway/plugin_loader.h"
 #include "gflags/gflags.h"
 #include "tools/gatewayctl/commands.h"
 
@@ -78,8 +80,16 @@ int ExplainCommand(const Invocation& inv) {
   absl::StatusOr<SelfEvidence> self = InstanceEvidence(info);
   if (!self.ok()) return Fail(inv, self.status());
 
-  absl::StatusOr<DetectorRegistry> registry =
-      DetectorRegistry::Builder::FromStaticRegistrations().Build();
+  // The instance's runtime plugins too, told it is a dry run.
+  DetectorRegistry::Builder detectors = DetectorRegistry::Builder::FromStaticRegistrations();
+  PluginOptions plugin_options;
+  plugin_options.dry_run = true;
+  if (absl::Status loaded = AddRuntimePlugins(info.detector_plugins, plugin_options, &detectors);
+      !loaded.ok()) {
+    return Fail(inv, CommandError{kExitFailure, absl::StrCat("cannot load the instance's plugins: ",
+                                                             loaded.message())});
+  }
+  absl::StatusOr<DetectorRegistry> registry = std::move(detectors).Build();
   if (!registry.ok()) return Fail(inv, registry.status());
   absl::StatusOr<DetectorChain> chain = registry->MakeChain(info.detectors);
   if (!chain.ok()) {
