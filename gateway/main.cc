@@ -454,7 +454,11 @@ int Main(int argc, char** argv) {
     } else {
       (void)notifier.Notify("READY=1\nSTATUS=serving");
     }
-    watchdog = Watchdog::StartIfRequested(notifier, environment, self.identity.pid);
+    // Healthy while the event loop keeps going round (it wakes at least
+    // every second), so a stuck loop is restarted by systemd.
+    watchdog = Watchdog::StartIfRequested(notifier, environment, self.identity.pid, [&] {
+      return absl::Now() - proxy.last_iteration() < absl::Seconds(3);
+    });
     LOG(INFO) << "serving; stop with Ctrl-C, SIGTERM or gatewayctl stop";
     proxy.RunUntil([&] { return controller.stop_requested(); }, absl::InfiniteFuture(),
                    absl::Milliseconds(250), [&] { replacer.CheckTimeout(); });

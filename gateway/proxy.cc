@@ -408,6 +408,7 @@ void Proxy::RunUntil(const std::function<bool()>& done, absl::Time deadline,
   absl::Time next_tick = absl::Now() + tick;
   while (!done()) {
     absl::Time now = absl::Now();
+    last_iteration_ns_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
     if (now >= deadline) return;
     absl::Time wake = std::min(deadline, next_tick);
     if (!connect_deadlines_.empty()) wake = std::min(wake, connect_deadlines_.begin()->first);

@@ -10,6 +10,7 @@
 #ifndef GATEWAY_PROXY_H_
 #define GATEWAY_PROXY_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gateway/routes.h"
 #include "gateway/sys.h"
@@ -65,6 +67,9 @@ class Proxy {
   // Closes every open connection; returns how many were open.
   int64_t CloseAllConnections();
   int64_t active_connections() const { return static_cast<int64_t>(connections_.size()); }
+  // When the loop last went round (thread-safe): a stuck loop stops
+  // advancing it, which the systemd watchdog uses as its health check.
+  absl::Time last_iteration() const { return absl::FromUnixNanos(last_iteration_ns_.load()); }
 
   // Listening descriptors by address, for handing to a successor.
   std::vector<std::pair<std::string, int>> ListenerFds() const;
@@ -101,6 +106,7 @@ class Proxy {
   // Listeners and watchers removed during a batch of events, freed after it.
   std::vector<std::unique_ptr<Watcher>> retired_;
   std::optional<absl::Time> accept_paused_until_;
+  std::atomic<int64_t> last_iteration_ns_{absl::GetCurrentTimeNanos()};
   absl::Time last_accept_error_log_ = absl::InfinitePast();
 };
 

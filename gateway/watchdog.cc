@@ -38,11 +38,12 @@ Watchdog::~Watchdog() {
 }
 
 std::unique_ptr<Watchdog> Watchdog::StartIfRequested(const SdNotifier& notifier,
-                                                     const Environment& env, pid_t self) {
+                                                     const Environment& env, pid_t self,
+                                                     std::function<bool()> healthy) {
   std::optional<absl::Duration> interval = WatchdogPingInterval(env, self);
   if (!interval || !notifier.enabled()) return nullptr;
   LOG(INFO) << "systemd watchdog on: WATCHDOG=1 every " << absl::FormatDuration(*interval);
-  return std::make_unique<Watchdog>(notifier, *interval);
+  return std::make_unique<Watchdog>(notifier, *interval, std::move(healthy));
 }
 
 void Watchdog::Run() {

@@ -37,7 +37,8 @@ class Watchdog {
 
   // A running watchdog when `env` asks for one for `self`, else null.
   static std::unique_ptr<Watchdog> StartIfRequested(const SdNotifier& notifier,
-                                                    const Environment& env, pid_t self);
+                                                    const Environment& env, pid_t self,
+                                                    std::function<bool()> healthy = nullptr);
 
   absl::Duration interval() const { return interval_; }
 
