@@ -71,9 +71,11 @@ ensure_packages() {
 }
 
 ensure_packages
-./bazelw build //gateway //tools/gatewayctl //tools/bench:all >&2 ||
-  die "build failed (./bazelw build //gateway //tools/gatewayctl //tools/bench:all)"
-BIN=$(./bazelw info bazel-bin 2>/dev/null)
+# Optimised, like the packaged HAProxy and socat it is compared with.
+BUILD_FLAGS=(-c opt)
+./bazelw build "${BUILD_FLAGS[@]}" //gateway //tools/gatewayctl //tools/bench:all >&2 ||
+  die "build failed (./bazelw build ${BUILD_FLAGS[*]} //gateway //tools/gatewayctl //tools/bench:all)"
+BIN=$(./bazelw info "${BUILD_FLAGS[@]}" bazel-bin 2>/dev/null)
 GATEWAY=$BIN/gateway/gateway
 GATEWAYCTL=$BIN/tools/gatewayctl/gatewayctl
 LOADGEN=$BIN/tools/bench/loadgen
@@ -230,16 +232,22 @@ start_peers() {
   start gateway "$GATEWAY" --state_dir="$WORK/gw-peer" --admin=127.0.0.1:0 \
     --route=127.0.0.1:${BULK_PORT[gateway]}=127.0.0.1:$SINK_PORT \
     --route=127.0.0.1:${RATE_PORT[gateway]}=127.0.0.1:$REPLY_PORT
+  PEER_PID[gateway]=$STARTED_PID
   haproxy_config "$WORK/haproxy-1.cfg" 1 "" \
     "${BULK_PORT[haproxy-1]}=$SINK_PORT" "${RATE_PORT[haproxy-1]}=$REPLY_PORT"
   start haproxy-1 haproxy -f "$WORK/haproxy-1.cfg"
+  PEER_PID[haproxy-1]=$STARTED_PID
   haproxy_config "$WORK/haproxy-default.cfg" "" "" \
     "${BULK_PORT[haproxy-default]}=$SINK_PORT" "${RATE_PORT[haproxy-default]}=$REPLY_PORT"
   start haproxy-default haproxy -f "$WORK/haproxy-default.cfg"
+  PEER_PID[haproxy-default]=$STARTED_PID
+  # One socat per route; bulk and rate CPU are read from the one in use.
   start socat-bulk socat TCP-LISTEN:${BULK_PORT[socat]},bind=127.0.0.1,fork,reuseaddr \
     TCP:127.0.0.1:$SINK_PORT
+  PEER_PID[socat]=$STARTED_PID
   start socat-rate socat TCP-LISTEN:${RATE_PORT[socat]},bind=127.0.0.1,fork,reuseaddr \
     TCP:127.0.0.1:$REPLY_PORT
+  PEER_PID[socat-rate]=$STARTED_PID
   for peer in "${PEERS[@]}"; do
     wait_listening "${BULK_PORT[$peer]}"
     wait_listening "${RATE_PORT[$peer]}"
@@ -252,20 +260,44 @@ declare -A RESULT  # RESULT[peer,metric]
 
 loadgen() { "$LOADGEN" "$@" 2>>"$WORK/loadgen.log"; }
 
+# CPU time in ms a peer's processes used so far: the process, its threads
+# and its reaped children (socat forks one per connection). Less sensitive
+# than rates to other work on the machine. Empty for "direct".
+declare -A PEER_PID
+cpu_ms() {
+  [[ -n "${PEER_PID[$1]:-}" ]] || return 0
+  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15 + $16 + $17) * 1000 / hz }' \
+    "/proc/${PEER_PID[$1]}/stat"
+}
+
+# per_unit CPU_BEFORE CPU_AFTER AMOUNT: CPU ms per unit of AMOUNT.
+per_unit() {
+  [[ -n "$1" && -n "$2" ]] || { echo "-"; return; }
+  awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { if (n > 0) printf "%.0f", (b - a) / n; else print "-" }'
+}
+
 measure_throughput_and_rate() {
-  local peer line streams
+  local peer line streams cpu0 rate_cpu
   for peer in "${PEERS[@]}"; do
     for streams in 1 8; do
+      cpu0=$(cpu_ms "$peer")
       line=$(loadgen --target=127.0.0.1:${BULK_PORT[$peer]} --mode=bulk \
         --streams=$streams --duration_s=$BULK_S)
       log "$peer bulk x$streams: $line"
       RESULT[$peer,bulk$streams]=$(field mb_per_s "$line")
+      RESULT[$peer,cpu_per_gb$streams]=$(per_unit "$cpu0" "$(cpu_ms "$peer")" \
+        "$(awk -v b="$(field bytes "$line")" 'BEGIN { print b / 1e9 }')")
     done
+    rate_cpu=$peer
+    [[ -n "${PEER_PID[$peer-rate]:-}" ]] && rate_cpu=$peer-rate
+    cpu0=$(cpu_ms "$rate_cpu")
     line=$(loadgen --target=127.0.0.1:${RATE_PORT[$peer]} --mode=rate \
       --concurrency=$RATE_CONCURRENCY --duration_s=$RATE_S)
     log "$peer rate x$RATE_CONCURRENCY: $line"
     RESULT[$peer,rate]=$(field conn_per_s "$line")
     RESULT[$peer,rate_failed]=$(field failed "$line")
+    RESULT[$peer,cpu_per_kconn]=$(per_unit "$cpu0" "$(cpu_ms "$rate_cpu")" \
+      "$(awk -v n="$(field ok "$line")" 'BEGIN { print n / 1000 }')")
   done
 }
 
@@ -429,10 +461,10 @@ write_report() {
     echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- durations: bulk ${BULK_S} s, rate ${RATE_S} s, replacement runs ${LOAD_S} s with $REPLACEMENTS replacements every ${REPLACE_EVERY_S} s; stop times over $STOP_RUNS fresh starts"
     echo
-    echo "| peer | bulk 1 stream MB/s | bulk 8 streams MB/s | short conn/s ($RATE_CONCURRENCY in flight) | failed | SIGTERM→exit median ms | p99 ms | idle RSS MB |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| peer | bulk 1 stream MB/s | bulk 8 streams MB/s | short conn/s ($RATE_CONCURRENCY in flight) | failed | SIGTERM→exit median ms | p99 ms | idle RSS MB | proxy CPU ms/GB, 1 / 8 streams | proxy CPU ms per 1000 conns |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
     for peer in "${PEERS[@]}"; do
-      echo "| ${PEER_LABEL[$peer]} | ${RESULT[$peer,bulk1]} | ${RESULT[$peer,bulk8]} | ${RESULT[$peer,rate]} | ${RESULT[$peer,rate_failed]} | ${RESULT[$peer,stop_median]:--} | ${RESULT[$peer,stop_p99]:--} | ${RESULT[$peer,rss_mb]:--} |"
+      echo "| ${PEER_LABEL[$peer]} | ${RESULT[$peer,bulk1]} | ${RESULT[$peer,bulk8]} | ${RESULT[$peer,rate]} | ${RESULT[$peer,rate_failed]} | ${RESULT[$peer,stop_median]:--} | ${RESULT[$peer,stop_p99]:--} | ${RESULT[$peer,rss_mb]:--} | ${RESULT[$peer,cpu_per_gb1]} / ${RESULT[$peer,cpu_per_gb8]} | ${RESULT[$peer,cpu_per_kconn]} |"
     done
     echo
     echo "Failed connections during $REPLACEMENTS replacements (failed / total):"
@@ -489,7 +521,7 @@ plot() {
     echo "set ylabel 'successful per 100 ms'"
     echo "set y2label 'failed per 100 ms' tc rgb '#d62728'"
     echo "set y2tics tc rgb '#d62728'"
-    echo "set y2range [0:*]"
+    echo "set y2range [0:1<*]"
     echo "set ytics nomirror"
     echo "set multiplot layout 3,2 title 'Connections per 100 ms during $REPLACEMENTS replacements (grey lines: replacement started)'"
     for method in "${REPLACE_METHODS[@]}"; do
