@@ -3,33 +3,39 @@
 // ever take one with a default action or a crash handler; the stop
 // controller's thread reads them and the detector chain classifies the
 // first. The exit status is the exit policy's answer for that class.
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include <sys/eventfd.h>
-
 #include "gateway/admin_server.h"
+#include "gateway/control_server.h"
 #include "gateway/detector_registry.h"
-#include "gateway/net.h"
-#include "gateway/proxy.h"
-#include "gateway/routes.h"
-#include "gateway/telemetry.h"
 #include "gateway/exit_policy.h"
 #include "gateway/flags.h"
 #include "gateway/instance.h"
 #include "gateway/json_util.h"
+#include "gateway/markers.h"
+#include "gateway/net.h"
+#include "gateway/proxy.h"
+#include "gateway/replacement.h"
+#include "gateway/routes.h"
 #include "gateway/sd_notify.h"
 #include "gateway/signals.h"
+#include "gateway/socket_activation.h"
 #include "gateway/state_dir.h"
 #include "gateway/stop_controller.h"
 #include "gateway/stop_record.h"
+#include "gateway/telemetry.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 
@@ -53,6 +59,9 @@ DEFINE_string(admin, "127.0.0.1:9901",
               "Admin HTTP address (/healthz /readyz /status /metrics); empty disables it");
 DEFINE_string(drain_timeout, "30s",
               "How long open connections may finish after a stop signal before they are cut");
+DEFINE_string(takeover_from, "",
+              "Internal, set by a running gateway when it starts its successor: take over the "
+              "listening sockets from the gateway serving this control socket");
 DEFINE_string(startup_delay_for_test, "0s",
               "Test only: stay in the starting phase this long before serving");
 
@@ -67,6 +76,10 @@ constexpr char kUsage[] =
     "Exit status: 0 planned or takeover stop, 1 unexpected stop, 75 temporary start-up\n"
     "failure (instance lock held), 78 configuration error.";
 
+// While taking over, start-up errors are also reported to the predecessor,
+// which then keeps serving and tells the operator why.
+int g_takeover_channel = -1;
+
 [[noreturn]] void Exit(int code) {
   google::FlushLogFiles(google::GLOG_INFO);
   std::fflush(stdout);
@@ -79,6 +92,9 @@ constexpr char kUsage[] =
 [[noreturn]] void ExitWithError(int code, absl::string_view message) {
   std::fprintf(stderr, "gateway: error: %.*s\n", static_cast<int>(message.size()),
                message.data());
+  if (g_takeover_channel >= 0) {
+    (void)WriteControlLine(g_takeover_channel, {{"ready", false}, {"error", std::string(message)}});
+  }
   Exit(code);
 }
 
@@ -99,13 +115,26 @@ void ListDetectors(const DetectorRegistry& registry) {
   }
 }
 
+// last-shutdown.json (atomic and fsync'd: the durable answer), then one
+// line appended to stop-history.jsonl (every stop, not fsync'd: history is
+// best effort), rotated to stop-history.jsonl.1 past 1 MiB.
 void WriteRecord(const StateDirectory& dir, const StopRecord& record) {
-  std::string json = StopRecordToJson(record).dump(2) + "\n";
-  absl::Status written = dir.WriteAtomically(kLastShutdownFile, json, 0644);
+  nlohmann::ordered_json json = StopRecordToJson(record);
+  absl::Status written = dir.WriteAtomically(kLastShutdownFile, json.dump(2) + "\n", 0644);
   if (!written.ok()) {
     LOG(ERROR) << "could not write the stop record: " << written.message();
   } else {
     LOG(INFO) << "stop record written to " << dir.PathOf(kLastShutdownFile);
+  }
+  struct stat st;
+  if (fstatat(dir.fd(), kStopHistoryFile, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      st.st_size > 1024 * 1024) {
+    renameat(dir.fd(), kStopHistoryFile, dir.fd(), absl::StrCat(kStopHistoryFile, ".1").c_str());
+  }
+  UniqueFd history(openat(dir.fd(), kStopHistoryFile,
+                          O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!history.valid() || !WriteAll(history.get(), json.dump() + "\n").ok()) {
+    PLOG(WARNING) << "could not append to " << dir.PathOf(kStopHistoryFile);
   }
 }
 
@@ -141,7 +170,8 @@ void ReloadRoutes(Proxy* proxy, Telemetry* telemetry) {
 // Lets open connections finish until none is left, the deadline passes or
 // a second stop signal says not to wait; then cuts what is left.
 DrainOutcome Drain(Proxy* proxy, StopController* controller, Telemetry* telemetry,
-                   const SdNotifier& notifier, absl::Duration timeout) {
+                   const SdNotifier& notifier, absl::Duration timeout,
+                   const std::function<void(int64_t, absl::Duration)>& progress) {
   DrainOutcome outcome;
   absl::Time start = absl::Now();
   absl::Time deadline = start + timeout;
@@ -158,6 +188,7 @@ DrainOutcome Drain(Proxy* proxy, StopController* controller, Telemetry* telemetr
                                                            absl::Seconds(5)),
           "\nSTATUS=draining: ", proxy->active_connections(), " connection(s) left, ",
           absl::FormatDuration(absl::Trunc(left, absl::Seconds(1))), " to the deadline"));
+      progress(proxy->active_connections(), left);
     };
     report();
     proxy->RunUntil(
@@ -173,6 +204,24 @@ DrainOutcome Drain(Proxy* proxy, StopController* controller, Telemetry* telemetr
   }
   outcome.duration = absl::Now() - start;
   return outcome;
+}
+
+// The successor is serving on the inherited sockets: tell systemd it is the
+// main process now, write the takeover marker naming the predecessor, tell
+// the predecessor, and only then signal it.
+void CompleteTakeover(const Inheritance& inheritance, const StateDirectory& state_dir,
+                      const SdNotifier& notifier) {
+  const ProcessIdentity& old = inheritance.predecessor;
+  Marker marker = NewMarker(old, absl::StrCat("replaced by pid ", getpid()));
+  absl::Status written = WriteMarker(state_dir, MarkerKind::kTakeover, marker);
+  if (!written.ok()) ExitWithError(kExitTemporary, written.message());
+  (void)notifier.Notify(absl::StrCat("MAINPID=", getpid(), "\nREADY=1\nSTATUS=serving"));
+  (void)WriteControlLine(inheritance.channel.get(), {{"ready", true}, {"pid", getpid()}});
+  if (!IsAlive(old) || kill(old.pid, SIGTERM) != 0) {
+    LOG(WARNING) << "took over, but could not signal the predecessor pid " << old.pid;
+    return;
+  }
+  LOG(INFO) << "took over the listening sockets from pid " << old.pid << "; sent it SIGTERM";
 }
 
 void LogPreviousRun(const PreviousRun& previous) {
@@ -193,6 +242,8 @@ int Main(int argc, char** argv) {
   BlockHandledSignals();
   const absl::Time started_at = absl::Now();
   const Environment environment = CurrentEnvironment();
+  const std::vector<std::string> original_argv(argv, argv + argc);
+  const std::string executable = ExecutablePath();
 
   gflags::SetUsageMessage(kUsage);
   absl::StatusOr<ParsedCommandLine> command_line = ParseCommandLine(argc, argv);
@@ -237,7 +288,14 @@ int Main(int argc, char** argv) {
                                : FLAGS_state_dir;
   StateDirectory state_dir =
       ValueOrExit(StateDirectory::OpenOrCreate(state_path), kExitConfigError);
-  InstanceLock lock = ValueOrExit(InstanceLock::Acquire(state_dir), kExitTemporary);
+  // A successor adopts its predecessor's lock (and sockets) instead.
+  std::optional<Inheritance> inheritance;
+  if (!FLAGS_takeover_from.empty()) {
+    inheritance = ValueOrExit(InheritFrom(FLAGS_takeover_from), kExitTemporary);
+    g_takeover_channel = inheritance->channel.get();
+  }
+  InstanceLock lock = inheritance ? InstanceLock::Adopt(std::move(inheritance->lock))
+                                  : ValueOrExit(InstanceLock::Acquire(state_dir), kExitTemporary);
 
   SelfEvidence self;
   self.identity = ValueOrExit(ReadProcessIdentity(getpid()), kExitConfigError);
@@ -281,8 +339,14 @@ int Main(int argc, char** argv) {
 
   // Listeners: bound now, before READY=1; a busy address is a start-up
   // failure with its own status (75), not a stop.
+  // Listening sockets come from a predecessor, from socket activation, or
+  // are bound here.
+  std::map<std::string, UniqueFd> activated =
+      ValueOrExit(TakeActivatedSockets(environment), kExitConfigError);
+  std::map<std::string, UniqueFd>& inherited = inheritance ? inheritance->listeners : activated;
+  if (!activated.empty()) LOG(INFO) << "socket activation: " << activated.size() << " socket(s)";
   Proxy proxy(&telemetry);
-  status = proxy.SetRoutes(routes);
+  status = proxy.SetRoutes(routes, &inherited);
   if (!status.ok()) {
     RemoveRunningSentinelIfOurs(state_dir, self.identity);
     ExitWithError(absl::IsUnavailable(status) ? kExitTemporary : kExitConfigError,
@@ -291,7 +355,12 @@ int Main(int argc, char** argv) {
   std::unique_ptr<AdminServer> admin;
   std::string admin_bound;
   if (admin_address) {
-    absl::StatusOr<UniqueFd> admin_fd = BindListener(*admin_address);
+    std::string wanted = admin_address->ToString();
+    absl::StatusOr<UniqueFd> admin_fd =
+        inheritance && inheritance->admin.valid() ? std::move(inheritance->admin)
+        : inherited.count(wanted) > 0             ? std::move(inherited[wanted])
+                                                  : BindListener(*admin_address);
+    inherited.erase(wanted);
     if (!admin_fd.ok()) {
       RemoveRunningSentinelIfOurs(state_dir, self.identity);
       ExitWithError(kExitTemporary, absl::StrCat("admin server: ", admin_fd.status().message()));
@@ -299,12 +368,52 @@ int Main(int argc, char** argv) {
     admin_bound = SocketAddress::OfSocket(admin_fd->get())->ToString();
     admin = ValueOrExit(AdminServer::Start(std::move(*admin_fd), &telemetry), kExitTemporary);
   }
+  for (const auto& [address, fd] : inherited) {
+    LOG(WARNING) << "inherited listening socket " << address << " matches no route; closing it";
+  }
+  inherited.clear();
   proxy.Watch(reload_fd.get(), [&] {
     uint64_t count;
     (void)!read(reload_fd.get(), &count, sizeof count);
     ReloadRoutes(&proxy, &telemetry);
   });
   proxy.Watch(controller.wake_fd(), [&] { controller.ClearWake(); });
+
+  Replacer::Options replace_options;
+  replace_options.executable = executable;
+  replace_options.argv = original_argv;
+  replace_options.environment = environment;
+  replace_options.self = self.identity;
+  replace_options.state_dir = &state_dir;
+  replace_options.proxy = &proxy;
+  replace_options.lock_fd = lock.fd();
+  replace_options.admin_fd = [&] { return admin ? admin->listen_fd() : -1; };
+  replace_options.admin_address = [&] { return admin_bound; };
+  replace_options.stopping = [&] { return controller.stop_requested(); };
+  Replacer replacer(std::move(replace_options));
+  // gatewayctl stop follows the drain: {"cmd":"follow"} subscribes to
+  // progress events until this process exits.
+  std::vector<std::shared_ptr<ControlConnection>> followers;
+  auto notify_followers = [&](const nlohmann::json& event) {
+    replacer.ReportToRequester(event);
+    for (auto& follower : followers) follower->Send(event);
+  };
+  std::unique_ptr<ControlServer> control = ValueOrExit(
+      ControlServer::Start(state_dir, &proxy,
+                           [&](const nlohmann::json& request,
+                               std::shared_ptr<ControlConnection> peer) {
+                             if (request["cmd"] == "status") {
+                               peer->Send({{"ok", true}, {"status", telemetry.StatusJson()}});
+                               return;
+                             }
+                             if (request["cmd"] == "follow") {
+                               peer->Send({{"event", "following"}, {"pid", getpid()}});
+                               followers.push_back(std::move(peer));
+                               return;
+                             }
+                             replacer.HandleRequest(request, std::move(peer));
+                           }),
+      kExitConfigError);
 
   InstanceInfo info;
   info.identity = self.identity;
@@ -330,13 +439,24 @@ int Main(int argc, char** argv) {
   if (!controller.stop_requested()) {
     controller.SetPhase(Phase::kServing);
     telemetry.SetPhase(Phase::kServing);
-    (void)notifier.Notify("READY=1\nSTATUS=serving");
+    if (inheritance) {
+      CompleteTakeover(*inheritance, state_dir, notifier);
+      g_takeover_channel = -1;
+      inheritance->channel.Reset();
+    } else {
+      (void)notifier.Notify("READY=1\nSTATUS=serving");
+    }
     LOG(INFO) << "serving; stop with Ctrl-C, SIGTERM or gatewayctl stop";
-    proxy.RunUntil([&] { return controller.stop_requested(); });
+    proxy.RunUntil([&] { return controller.stop_requested(); }, absl::InfiniteFuture(),
+                   absl::Milliseconds(250), [&] { replacer.CheckTimeout(); });
   }
 
   // The stop: the verdict is latched; drain, record, exit.
   LatchedStop stop = controller.latched();
+  if (stop.verdict.stop_class != StopClass::kTakeover) {
+    replacer.AbandonIfNotReady(absl::StrCat("this gateway is stopping (",
+                                            StopClassName(stop.verdict.stop_class), ")"));
+  }
   controller.SetPhase(Phase::kDraining);
   telemetry.SetPhase(Phase::kDraining);
   telemetry.SetStopped(stop.verdict.stop_class, stop.verdict.detector);
@@ -344,7 +464,13 @@ int Main(int argc, char** argv) {
                         std::string(StopClassName(stop.verdict.stop_class)) + " stop");
   proxy.StopAccepting();
   if (stop.verdict.stop_class == StopClass::kTakeover && admin) admin->StopAccepting();
-  DrainOutcome drain = Drain(&proxy, &controller, &telemetry, notifier, drain_timeout);
+  DrainOutcome drain = Drain(&proxy, &controller, &telemetry, notifier, drain_timeout,
+                             [&](int64_t connections, absl::Duration left) {
+                               notify_followers(
+                                   {{"event", "draining"},
+                                    {"connections", connections},
+                                    {"deadline_in_ms", absl::ToInt64Milliseconds(left)}});
+                             });
 
   StopRecord record;
   record.verdict = stop.verdict;
@@ -363,6 +489,8 @@ int Main(int argc, char** argv) {
   record.exited_at = absl::Now();
   WriteRecord(state_dir, record);
   RemoveRunningSentinelIfOurs(state_dir, self.identity);
+  control->Stop();
+  notify_followers({{"event", "stopped"}, {"record", StopRecordToJson(record)}});
   LOG(INFO) << "exiting with status " << stop.exit_code << " ("
             << StopClassName(stop.verdict.stop_class) << ")";
   Exit(stop.exit_code);

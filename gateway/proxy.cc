@@ -198,6 +198,11 @@ class Proxy::Connection {
       }
       d->pipe.reset();
     }
+    // Deregister before closing: a forked child (a successor between fork
+    // and exec) may still hold these descriptions, and a registration that
+    // outlived this object would report events for freed memory.
+    proxy_->Deregister(client_.get());
+    proxy_->Deregister(upstream_.get());
     client_.Reset();
     upstream_.Reset();
     stats_->active.fetch_sub(1, std::memory_order_relaxed);
@@ -236,6 +241,8 @@ void Proxy::Register(int fd, uint32_t events, Watcher* watcher) {
   PCHECK(epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &event) == 0) << "epoll_ctl ADD " << fd;
 }
 
+void Proxy::Deregister(int fd) { epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr); }
+
 void Proxy::Watch(int fd, std::function<void()> on_readable) {
   auto watcher = std::make_unique<FdWatcher>(std::move(on_readable));
   Register(fd, EPOLLIN, watcher.get());
@@ -243,7 +250,7 @@ void Proxy::Watch(int fd, std::function<void()> on_readable) {
 }
 
 void Proxy::Unwatch(int fd) {
-  epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  Deregister(fd);
   // Freed after the current batch: an event for it may still be pending.
   auto it = watched_.find(fd);
   if (it != watched_.end()) {

@@ -81,6 +81,7 @@ class Proxy {
   friend class Connection;
 
   void Register(int fd, uint32_t events, Watcher* watcher);
+  void Deregister(int fd);
   void AcceptFrom(Listener* listener);
   void ResumeAccepting();
   void Close(Connection* connection);

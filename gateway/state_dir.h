@@ -21,6 +21,7 @@ inline constexpr char kInstanceFile[] = "instance.json";
 inline constexpr char kRunningSentinel[] = "running";
 inline constexpr char kLastShutdownFile[] = "last-shutdown.json";
 inline constexpr char kControlSocket[] = "control.sock";
+inline constexpr char kStopHistoryFile[] = "stop-history.jsonl";
 
 // The default when --state_dir is not given: $STATE_DIRECTORY (first entry)
 // or $RUNTIME_DIRECTORY from systemd, else $XDG_RUNTIME_DIR/gateway, else

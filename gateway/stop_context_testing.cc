@@ -62,6 +62,17 @@ void SetParentForTest(StopContext& ctx, pid_t pid, const std::string& comm,
   if (sent_by_parent) SetSenderForTest(ctx, pid, comm, cmdline);
 }
 
+Marker MarkerForTest(const StopContext& ctx, absl::Duration age, pid_t writer_pid,
+                     const std::string& reason) {
+  Marker m;
+  m.target = ctx.self;
+  m.written_at = ctx.now - age;
+  m.writer_pid = writer_pid;
+  m.reason = reason;
+  m.nonce = absl::StrCat("nonce-", writer_pid);
+  return m;
+}
+
 std::optional<Marker> FakeMarkerStore::Find(MarkerKind kind, const ProcessIdentity& self,
                                             uid_t self_uid, absl::Time now) {
   auto it = markers_.find(kind);

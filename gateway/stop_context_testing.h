@@ -30,6 +30,10 @@ void SetSenderForTest(StopContext& ctx, pid_t pid, const std::string& comm,
 void SetParentForTest(StopContext& ctx, pid_t pid, const std::string& comm,
                       std::vector<std::string> cmdline = {}, bool sent_by_parent = false);
 
+// A marker naming ctx.self, written `age` before ctx.now by `writer_pid`.
+Marker MarkerForTest(const StopContext& ctx, absl::Duration age, pid_t writer_pid,
+                     const std::string& reason);
+
 // Markers held in memory, checked with the same rules as on disk
 // (WhyMarkerDoesNotApply); records what was consumed.
 class FakeMarkerStore : public MarkerStore {

@@ -100,6 +100,9 @@ TEST(GatewayctlTest, StatusJsonMatchesTheInstanceAndTheRecord) {
   EXPECT_EQ(j["instance"]["pid"], gw.pid());
   EXPECT_EQ(j["state_dir"], gw.state_dir());
   EXPECT_GE(j["instance"]["uptime_seconds"].get<int>(), 0);
+  EXPECT_EQ(j["instance"]["phase"], "serving");
+  EXPECT_EQ(j["instance"]["connections_active"], 0);
+  EXPECT_TRUE(j["instance"]["routes"].is_array());
 
   SignalFromSibling(gw.pid(), SIGTERM);
   ASSERT_EQ(gw.Wait().code, 1);

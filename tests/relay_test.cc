@@ -322,5 +322,35 @@ TEST_F(RelayTest, BusyListenAddressIsAStartUpFailureWithOneLine) {
   EXPECT_FALSE(Exists(gw.state_dir() + "/running")) << "a start-up failure is not a crash";
 }
 
+TEST_F(RelayTest, SocketActivatedListenerIsUsedInsteadOfBinding) {
+  const std::string activate = "/usr/bin/systemd-socket-activate";
+  if (!Exists(activate)) {
+    GTEST_SKIP() << "systemd-socket-activate (Debian package systemd) is not installed";
+  }
+  EchoServer upstream;
+  int port = FreePort();
+  std::string state_dir = FreshTempDir("socket-activation") + "/state";
+  Child::Options options;
+  options.argv = {activate, absl::StrCat("--listen=127.0.0.1:", port), Runfile("gateway/gateway"),
+                  "--state_dir=" + state_dir, "--admin=127.0.0.1:0",
+                  absl::StrCat("--route=127.0.0.1:", port, "=127.0.0.1:", upstream.port())};
+  options.env = BaseEnvironment();
+  Child activator(options);
+  // systemd-socket-activate owns the socket and starts the gateway on the
+  // first connection; the gateway must serve that very connection from the
+  // passed descriptor (binding the address itself would fail: it is taken).
+  int fd = -1;
+  ASSERT_TRUE(WaitFor([&] { return (fd = ConnectTo(port)) >= 0; }, absl::Seconds(5)));
+  ASSERT_TRUE(SendAll(fd, "activated"));
+  EXPECT_EQ(RecvExactly(fd, 9), "activated") << activator.Stderr();
+  close(fd);
+  EXPECT_NE(activator.Stderr().find("socket activation: 1 socket(s)"), std::string::npos)
+      << activator.Stderr();
+  RunResult stop = Gatewayctl({"stop", "--state_dir=" + state_dir});
+  EXPECT_EQ(stop.status.code, 0) << stop.err;
+  ExitStatus status = activator.Wait();
+  EXPECT_TRUE(status.exited && status.code == 0) << status.Describe();
+}
+
 }  // namespace
 }  // namespace gateway::testing

@@ -126,6 +126,11 @@ TEST(StopClassificationTest, SigkillIsReportedAsUncleanAtTheNextStart) {
   EXPECT_EQ(record["previous_exit"], "unclean");
   EXPECT_EQ(record["previous_run"]["pid"], first_pid);
 
+  // Every stop is in the history, one JSON line each.
+  std::string history = ReadText(state_dir + "/stop-history.jsonl");
+  EXPECT_EQ(std::count(history.begin(), history.end(), '\n'), 1) << history;
+  EXPECT_NE(history.find(absl::StrCat("\"pid\":", second.pid())), std::string::npos);
+
   // And a clean stop is reported as such at the start after it.
   Gateway third(TestName() + "-3", options);
   ASSERT_TRUE(third.WaitReady()) << third.Log();
@@ -133,6 +138,8 @@ TEST(StopClassificationTest, SigkillIsReportedAsUncleanAtTheNextStart) {
   ASSERT_EQ(third.Wait().code, 1);
   EXPECT_EQ(third.Record()["previous_exit"], "clean");
   EXPECT_EQ(third.Record()["previous_run"]["class"], "planned");
+  history = ReadText(state_dir + "/stop-history.jsonl");
+  EXPECT_EQ(std::count(history.begin(), history.end(), '\n'), 2) << history;
 }
 
 TEST(StopClassificationTest, SigtermDuringStartUpIsClassifiedTheSameWay) {

@@ -10,16 +10,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "gateway/detector_registry.h"
+#include "gateway/process_roles.h"
 
 namespace gateway {
 namespace {
-
-bool IsInitShim(const std::string& comm) {
-  for (const char* shim : {"tini", "dumb-init", "catatonit", "docker-init", "podman-init"}) {
-    if (comm == shim) return true;
-  }
-  return false;
-}
 
 class ContainerPid1Detector : public StopReasonDetector {
  public:

@@ -9,15 +9,7 @@ namespace {
 class PlannedStopFileDetectorTest : public ::testing::Test {
  protected:
   void SetUp() override { ctx_.markers = &store_; }
-  Marker MarkerForSelf() {
-    Marker m;
-    m.target = ctx_.self;
-    m.written_at = ctx_.now - absl::Seconds(3);
-    m.writer_pid = 6000;
-    m.reason = "deploy 42";
-    m.nonce = "n2";
-    return m;
-  }
+  Marker MarkerForSelf() { return MarkerForTest(ctx_, absl::Seconds(3), 6000, "deploy 42"); }
   std::unique_ptr<StopReasonDetector> detector_ = DetectorForTest("planned_stop_file");
   FakeMarkerStore store_;
   StopContext ctx_ = ContextForTest();

@@ -6,26 +6,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "gateway/detector_registry.h"
+#include "gateway/process_roles.h"
 
 namespace gateway {
 namespace {
-
-std::string Basename(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-// supervisord is a Python program: its comm is "supervisord" when run by its
-// shebang, or the interpreter's name when run as `python3 .../supervisord`.
-std::string SupervisorName(const ProcessInfo& process) {
-  for (const char* known : {"s6-supervise", "runsv", "supervisord"}) {
-    if (process.comm == known) return known;
-  }
-  for (size_t i = 0; i < process.cmdline.size() && i < 2; ++i) {
-    if (Basename(process.cmdline[i]) == "supervisord") return "supervisord";
-  }
-  return std::string();
-}
 
 class SupervisorDetector : public StopReasonDetector {
  public:
@@ -33,12 +17,12 @@ class SupervisorDetector : public StopReasonDetector {
 
   std::optional<Verdict> Detect(const StopContext& ctx) override {
     if (!ctx.SenderIsParent()) return std::nullopt;
-    std::string supervisor = SupervisorName(ctx.parent);
-    if (supervisor.empty()) return std::nullopt;
+    std::optional<std::string> supervisor = KnownSupervisor(ctx.parent);
+    if (!supervisor) return std::nullopt;
     Verdict verdict;
     verdict.stop_class = StopClass::kPlanned;
     verdict.evidence = absl::StrCat(ctx.DescribeSignal(), "; the sender is our parent, the ",
-                                    supervisor, " process supervisor");
+                                    *supervisor, " process supervisor");
     return verdict;
   }
 };

@@ -10,17 +10,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "gateway/detector_registry.h"
+#include "gateway/process_roles.h"
 
 namespace gateway {
 namespace {
-
-bool IsSystemdUserManager(const ProcessInfo& process) {
-  if (process.comm != "systemd") return false;
-  for (const std::string& arg : process.cmdline) {
-    if (arg == "--user") return true;
-  }
-  return false;
-}
 
 class SystemdDetector : public StopReasonDetector {
  public:

@@ -9,15 +9,7 @@ namespace {
 class TakeoverMarkerDetectorTest : public ::testing::Test {
  protected:
   void SetUp() override { ctx_.markers = &store_; }
-  Marker MarkerForSelf() {
-    Marker m;
-    m.target = ctx_.self;
-    m.written_at = ctx_.now - absl::Seconds(1);
-    m.writer_pid = 5000;
-    m.reason = "replace";
-    m.nonce = "n1";
-    return m;
-  }
+  Marker MarkerForSelf() { return MarkerForTest(ctx_, absl::Seconds(1), 5000, "replace"); }
   std::unique_ptr<StopReasonDetector> detector_ = DetectorForTest("takeover_marker");
   FakeMarkerStore store_;
   StopContext ctx_ = ContextForTest();

@@ -10,6 +10,7 @@ int StopCommand(const Invocation& inv);
 int MarkPlannedCommand(const Invocation& inv);
 int StatusCommand(const Invocation& inv);
 int ExplainCommand(const Invocation& inv);
+int ReplaceCommand(const Invocation& inv);
 
 }  // namespace gateway::ctl
 

@@ -28,6 +28,8 @@ constexpr char kUsage[] =
     "  mark-planned  write the planned-stop marker only (for ExecStop= hooks, deploy tools)\n"
     "  status        the running instance and the last stop record\n"
     "  explain       dry run: which detector would decide --signal from --sender\n"
+    "  replace       zero-downtime replacement: the gateway starts its successor, hands it\n"
+    "                the listening sockets, and retires as `takeover`\n"
     "Exit status: 0 ok, 1 failure, 2 usage error, 3 not running (status).";
 
 struct Command {
@@ -40,6 +42,7 @@ const std::map<std::string, Command>& Commands() {
       {"mark-planned", {MarkPlannedCommand}},
       {"status", {StatusCommand}},
       {"explain", {ExplainCommand}},
+      {"replace", {ReplaceCommand}},
   };
   return *commands;
 }

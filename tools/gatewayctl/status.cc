@@ -4,10 +4,24 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "gateway/control_server.h"
 #include "gateway/json_util.h"
 #include "tools/gatewayctl/commands.h"
 
 namespace gateway::ctl {
+namespace {
+
+// The running instance's own view over its control socket; null when it
+// does not answer (it still counts as running: its pid is alive).
+nlohmann::json LiveStatus(const StateDirectory& dir) {
+  absl::StatusOr<UniqueFd> control = ConnectControl(dir.PathOf(kControlSocket));
+  if (!control.ok() || !WriteControlLine(control->get(), {{"cmd", "status"}}).ok()) return nullptr;
+  absl::StatusOr<nlohmann::json> reply = ReadControlLine(control->get(), absl::Seconds(2));
+  if (!reply.ok() || !reply->contains("status")) return nullptr;
+  return (*reply)["status"];
+}
+
+}  // namespace
 
 int StatusCommand(const Invocation& inv) {
   absl::StatusOr<Located> located = Locate(inv.state_dir);
@@ -31,6 +45,21 @@ int StatusCommand(const Invocation& inv) {
                     "  detectors: ", absl::StrJoin(info.detectors, ","), "\n",
                     "  exit codes: ", info.exit_codes, "\n");
     if (!info.admin.empty()) absl::StrAppend(&text, "  admin: http://", info.admin, "/\n");
+    // Routes and connections come from the live process.
+    nlohmann::json live = LiveStatus(*located->dir);
+    if (live.is_object()) {
+      j["instance"]["phase"] = live["phase"];
+      j["instance"]["connections_active"] = live["connections_active"];
+      j["instance"]["routes"] = live["routes"];
+      absl::StrAppend(&text, "  phase: ", live.value("phase", "?"), ", ",
+                      live.value("connections_active", 0), " connection(s) open\n");
+      for (const auto& route : live["routes"]) {
+        absl::StrAppend(&text, "  route ", route.value("name", "?"), ": ",
+                        route.value("listen", "?"), " -> ", route.value("upstream", "?"), " (",
+                        route.value("connections_active", 0), " open, ",
+                        route.value("connections_total", 0), " total)\n");
+      }
+    }
   } else {
     j["instance"] = nullptr;
     absl::StrAppend(&text, "gateway is not running (state directory ", located->dir->path(), ")\n");

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "gateway/control_server.h"
 #include "gateway/flags.h"
 #include "gateway/markers.h"
 #include "gflags/gflags.h"
@@ -34,24 +35,39 @@ absl::StatusOr<Marker> MarkPlanned(const Located& located, const std::string& co
   return marker;
 }
 
-// Waits until the instance's process is gone; draws progress on a terminal.
-bool WaitForExit(const Invocation& inv, const ProcessIdentity& target, absl::Duration timeout) {
+// Waits until the instance's process is gone. On a terminal, draws the
+// drain's progress, which the gateway streams to followers of its control
+// socket (connections left, time to the deadline).
+bool WaitForExit(const Invocation& inv, const ProcessIdentity& target, absl::Duration timeout,
+                 int follow_fd) {
   absl::Time start = absl::Now();
   absl::Time deadline = start + timeout;
   bool drew = false;
+  std::string progress;
   while (IsAlive(target)) {
     absl::Time now = absl::Now();
     if (now >= deadline) {
       if (drew) std::fprintf(stderr, "\n");
       return false;
     }
+    if (follow_fd >= 0) {
+      absl::StatusOr<nlohmann::json> event = ReadControlLine(follow_fd, absl::Milliseconds(20));
+      if (event.ok() && event->value("event", "") == "draining") {
+        progress = absl::StrCat(event->value("connections", 0), " connection(s) left, ",
+                                FormatUptime(absl::Milliseconds(event->value("deadline_in_ms", 0))),
+                                " to the drain deadline");
+      } else if (!event.ok() && !absl::IsDeadlineExceeded(event.status())) {
+        follow_fd = -1;  // the gateway closed it: it is about to exit
+      }
+    } else {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
     if (ShowProgress(inv)) {
-      std::fprintf(stderr, "\rwaiting for pid %d to drain and exit: %s elapsed, SIGKILL in %s   ",
-                   target.pid, FormatUptime(now - start).c_str(),
-                   FormatUptime(deadline - now).c_str());
+      std::fprintf(stderr, "\rstopping pid %d: %s; SIGKILL in %s   ", target.pid,
+                   progress.empty() ? "waiting" : progress.c_str(),
+                   FormatUptime(deadline - absl::Now()).c_str());
       drew = true;
     }
-    absl::SleepFor(absl::Milliseconds(10));
   }
   if (drew) std::fprintf(stderr, "\n");
   return true;
@@ -83,6 +99,13 @@ int StopCommand(const Invocation& inv) {
   const ProcessIdentity target = located->instance->identity;
   absl::StatusOr<Marker> marker = MarkPlanned(*located, "stop");
   if (!marker.ok()) return Fail(inv, marker.status());
+  // Progress is a nicety: without the control socket, stop still works.
+  absl::StatusOr<UniqueFd> follow = ConnectControl(located->dir->PathOf(kControlSocket));
+  if (follow.ok() && (!WriteControlLine(follow->get(), {{"cmd", "follow"}}).ok() ||
+                      !ReadControlLine(follow->get(), absl::Seconds(2)).ok())) {
+    follow = absl::UnavailableError("no progress");
+  }
+  int follow_fd = follow.ok() ? follow->get() : -1;
   if (kill(target.pid, SIGTERM) != 0) {
     int err = errno;
     (void)located->dir->Remove(MarkerFileName(MarkerKind::kPlannedStop));
@@ -91,9 +114,9 @@ int StopCommand(const Invocation& inv) {
                                                err == EPERM ? "permission denied (run as its user or root)"
                                                             : std::strerror(err))});
   }
-  if (!WaitForExit(inv, target, *timeout)) {
+  if (!WaitForExit(inv, target, *timeout, follow_fd)) {
     kill(target.pid, SIGKILL);
-    WaitForExit(inv, target, absl::Seconds(5));
+    WaitForExit(inv, target, absl::Seconds(5), -1);
     (void)located->dir->Remove(MarkerFileName(MarkerKind::kPlannedStop));
     return Fail(inv, CommandError{kExitFailure,
                                   absl::StrCat("pid ", target.pid, " did not exit within ",

@@ -1,0 +1,99 @@
+// gatewayctl replace: asks the running gateway to start its successor
+// (which stays in the same cgroup and supervision tree), follows the
+// hand-over over the control socket — successor started, ready, old
+// instance draining — and reports the old instance's recorded verdict.
+// Exits 0 only when the old instance recorded `takeover`.
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gateway/control_server.h"
+#include "gateway/flags.h"
+#include "gflags/gflags.h"
+#include "tools/gatewayctl/commands.h"
+
+DECLARE_string(timeout);
+DEFINE_string(binary, "",
+              "replace: the successor's binary (default: the running gateway's own path, so a "
+              "new version installed there is picked up)");
+
+namespace gateway::ctl {
+
+int ReplaceCommand(const Invocation& inv) {
+  absl::StatusOr<absl::Duration> timeout = ParseDurationFlag("timeout", FLAGS_timeout);
+  if (!timeout.ok()) return Fail(inv, timeout.status(), kExitUsage);
+  absl::StatusOr<Located> located = LocateRunning(inv.state_dir);
+  if (!located.ok()) return Fail(inv, located.status());
+  const ProcessIdentity old = located->instance->identity;
+  absl::StatusOr<UniqueFd> control = ConnectControl(located->dir->PathOf(kControlSocket));
+  if (!control.ok()) return Fail(inv, control.status());
+  nlohmann::json request = {{"cmd", "replace"}};
+  if (!FLAGS_binary.empty()) request["binary"] = FLAGS_binary;
+  absl::Status sent = WriteControlLine(control->get(), request);
+  if (!sent.ok()) return Fail(inv, sent);
+
+  absl::Time deadline = absl::Now() + *timeout;
+  pid_t successor = 0;
+  nlohmann::json record;
+  bool progress_drawn = false;
+  for (;;) {
+    absl::StatusOr<nlohmann::json> event = ReadControlLine(control->get(), deadline - absl::Now());
+    if (!event.ok()) break;  // the old instance exited (or timed out): check below
+    if (event->contains("error")) {
+      if (progress_drawn) std::fprintf(stderr, "\n");
+      return Fail(inv, CommandError{kExitFailure, (*event)["error"].get<std::string>()});
+    }
+    std::string kind = event->value("event", "");
+    if (kind == "started" || kind == "ready") successor = event->value("pid", 0);
+    if (kind == "stopped") {
+      record = (*event)["record"];
+      break;
+    }
+    if (!ShowProgress(inv)) continue;
+    if (kind == "started") std::fprintf(stderr, "started successor pid %d\n", successor);
+    if (kind == "ready") {
+      std::fprintf(stderr, "successor pid %d is ready; pid %d is draining\n", successor, old.pid);
+    }
+    if (kind == "draining") {
+      std::fprintf(stderr, "\rpid %d draining: %lld connection(s) left, %s to the deadline   ",
+                   old.pid, static_cast<long long>(event->value("connections", 0)),
+                   FormatUptime(absl::Milliseconds(event->value("deadline_in_ms", 0))).c_str());
+      progress_drawn = true;
+    }
+  }
+  if (progress_drawn) std::fprintf(stderr, "\n");
+  if (!record.is_object()) {
+    // The connection ended without the final event: wait for the exit and
+    // read the record from the state directory.
+    while (IsAlive(old) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+    if (IsAlive(old)) {
+      return Fail(inv, CommandError{kExitFailure,
+                                    absl::StrCat("pid ", old.pid, " did not finish within ",
+                                                 FLAGS_timeout, "; it is still running")});
+    }
+    record = ReadLastRecord(*located->dir);
+  }
+  if (!record.is_object() || record.value("pid", 0) != old.pid) {
+    return Fail(inv, CommandError{kExitFailure,
+                                  absl::StrCat("pid ", old.pid, " left no stop record")});
+  }
+  // The old instance writes its record just before exiting; be exact about
+  // "exited" for tooling that acts next.
+  while (IsAlive(old) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  nlohmann::json result = {{"old_pid", old.pid}, {"new_pid", successor}, {"record", record}};
+  std::string stop_class = record.value("class", "?");
+  PrintResult(inv, result,
+              absl::StrCat("replaced pid ", old.pid, " with pid ", successor, ": pid ", old.pid,
+                           " recorded ", stop_class, " (",
+                           record["detector"].is_string() ? record["detector"].get<std::string>()
+                                                          : "no detector",
+                           "), exit status ", record.value("exit_code", -1), ", ",
+                           record["drain"].value("connections_at_signal", 0),
+                           " connection(s) drained, ",
+                           record["drain"].value("closed_at_deadline", 0), " cut at the deadline\n"));
+  return stop_class == "takeover" ? kExitOk : kExitFailure;
+}
+
+}  // namespace gateway::ctl
