@@ -45,7 +45,7 @@ fi
 PACED_RATE=500
 SATURATION=64
 RATE_CONCURRENCY=32
-LOAD_S=$((REPLACEMENTS * REPLACE_EVERY_S + 2))
+LOAD_S=$((REPLACEMENTS * REPLACE_EVERY_S + 3))
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
@@ -396,8 +396,13 @@ run_replacements() {
   t0=$(now_ms)
   start_load "$load" "$port" "$csv"
   local failed_replacements=0
-  for ((i = 0; i < REPLACEMENTS; i++)); do
-    sleep "$REPLACE_EVERY_S"
+  local due_ms late
+  for ((i = 1; i <= REPLACEMENTS; i++)); do
+    # At fixed instants, so a replacement that blocks (gatewayctl replace
+    # waits for the old instance to drain) does not shift the rest.
+    due_ms=$((i * REPLACE_EVERY_S * 1000))
+    late=$(($(now_ms) - t0 - due_ms))
+    ((late >= 0)) || sleep "$(awk -v ms=$((-late)) 'BEGIN { print ms / 1000 }')"
     echo "$(( $(now_ms) - t0 ))" >>"$csv.times"
     if [[ $method == gateway ]]; then
       replace_gateway "$dir" || failed_replacements=$((failed_replacements + 1))
@@ -407,6 +412,9 @@ run_replacements() {
       pid=$STARTED_PID
     fi
   done
+  if (($(now_ms) - t0 > LOAD_S * 1000)); then
+    log "warning: $method replacements outlasted the ${LOAD_S} s load run"
+  fi
   wait "$LOAD_PID" || die "loadgen failed during $method/$load (see $WORK/loadgen.log)"
   local line
   line=$(cat "$csv.result")
