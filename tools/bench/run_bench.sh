@@ -284,6 +284,7 @@ measure_throughput_and_rate() {
       line=$(loadgen --target=127.0.0.1:${BULK_PORT[$peer]} --mode=bulk \
         --streams=$streams --duration_s=$BULK_S)
       log "$peer bulk x$streams: $line"
+      sleep 0.5  # socat's per-connection children count once reaped
       RESULT[$peer,bulk$streams]=$(field mb_per_s "$line")
       RESULT[$peer,cpu_per_gb$streams]=$(per_unit "$cpu0" "$(cpu_ms "$peer")" \
         "$(awk -v b="$(field bytes "$line")" 'BEGIN { print b / 1e9 }')")
@@ -294,6 +295,7 @@ measure_throughput_and_rate() {
     line=$(loadgen --target=127.0.0.1:${RATE_PORT[$peer]} --mode=rate \
       --concurrency=$RATE_CONCURRENCY --duration_s=$RATE_S)
     log "$peer rate x$RATE_CONCURRENCY: $line"
+    sleep 0.5
     RESULT[$peer,rate]=$(field conn_per_s "$line")
     RESULT[$peer,rate_failed]=$(field failed "$line")
     RESULT[$peer,cpu_per_kconn]=$(per_unit "$cpu0" "$(cpu_ms "$rate_cpu")" \
@@ -350,7 +352,7 @@ start_load() {
   else
     args+=(--mode=rate --concurrency=$SATURATION)
   fi
-  "$LOADGEN" "${args[@]}" >"$3.result" 2>>"$WORK/loadgen.log" &
+  "$LOADGEN" "${args[@]}" >"$WORK/$(basename "$3").result" 2>>"$WORK/loadgen.log" &
   LOAD_PID=$!
   OWNED_PIDS+=("$LOAD_PID")
 }
@@ -417,7 +419,7 @@ run_replacements() {
   fi
   wait "$LOAD_PID" || die "loadgen failed during $method/$load (see $WORK/loadgen.log)"
   local line
-  line=$(cat "$csv.result")
+  line=$(cat "$WORK/$(basename "$csv").result")
   log "$method $load: $line (failed replacements: $failed_replacements)"
   RESULT[$method,$load,ok]=$(field ok "$line")
   RESULT[$method,$load,failed]=$(field failed "$line")
@@ -524,7 +526,7 @@ plot() {
     echo "set terminal pngcairo size 1400,1000 font 'sans,10'"
     echo "set output '$png'"
     echo "set datafile separator ','"
-    echo "set key top right"
+    echo "set key top right opaque box"
     echo "set xlabel 'seconds since load start'"
     echo "set ylabel 'successful per 100 ms'"
     echo "set y2label 'failed per 100 ms' tc rgb '#d62728'"
