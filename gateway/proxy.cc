@@ -116,22 +116,36 @@ class Proxy::Connection {
       if (!(events & EPOLLOUT)) return;
       connected_ = true;
       proxy_->connect_deadlines_.erase({connect_deadline_, this});
+      Pump(true, true);
+      return;
     }
-    Pump();
+    // Readable side X feeds the direction out of X; writable side X drains
+    // the direction into X. Errors and hang-ups go to both.
+    bool readable = events & (EPOLLIN | EPOLLRDHUP);
+    bool writable = events & EPOLLOUT;
+    bool broken = events & (EPOLLERR | EPOLLHUP);
+    bool to_upstream = broken || (upstream_side ? writable : readable);
+    bool to_client = broken || (upstream_side ? readable : writable);
+    Pump(to_upstream, to_client);
   }
-
   void ConnectTimedOut() {
     stats_->upstream_timeouts.fetch_add(1);
     proxy_->Close(this);
   }
 
-  void Pump() {
-    Pumped up = PumpDirection(to_upstream_, client_.get(), upstream_.get());
-    if (up == Pumped::kError) return proxy_->Close(this);
-    Pumped down = PumpDirection(to_client_, upstream_.get(), client_.get());
-    if (down == Pumped::kError) return proxy_->Close(this);
-    if (up == Pumped::kDone && down == Pumped::kDone) proxy_->Close(this);
+  void Pump(bool to_upstream, bool to_client) {
+    if (to_upstream &&
+        PumpDirection(to_upstream_, client_.get(), upstream_.get()) == Pumped::kError) {
+      return proxy_->Close(this);
+    }
+    if (to_client &&
+        PumpDirection(to_client_, upstream_.get(), client_.get()) == Pumped::kError) {
+      return proxy_->Close(this);
+    }
+    if (Finished(to_upstream_) && Finished(to_client_)) proxy_->Close(this);
   }
+
+  static bool Finished(const Direction& d) { return d.eof && d.shut && d.in_pipe == 0; }
 
   Pumped PumpDirection(Direction& d, int src, int dst) {
     for (;;) {
@@ -198,11 +212,14 @@ class Proxy::Connection {
       }
       d->pipe.reset();
     }
-    // Deregister before closing: a forked child (a successor between fork
-    // and exec) may still hold these descriptions, and a registration that
-    // outlived this object would report events for freed memory.
-    proxy_->Deregister(client_.get());
-    proxy_->Deregister(upstream_.get());
+    // Closing a descriptor removes its epoll registration only when no
+    // other process holds the same description. A successor between fork
+    // and exec does; then deregister first, or the registration would
+    // outlive this object and report events for freed memory.
+    if (proxy_->child_may_hold_descriptors_) {
+      proxy_->Deregister(client_.get());
+      proxy_->Deregister(upstream_.get());
+    }
     client_.Reset();
     upstream_.Reset();
     stats_->active.fetch_sub(1, std::memory_order_relaxed);

@@ -141,8 +141,10 @@ void Replacer::StartSuccessor(std::shared_ptr<ControlConnection> requester,
   std::vector<char*> pid_slots;
   for (size_t slot : own_pid_slots) pid_slots.push_back(env[slot].data() + env[slot].find('=') + 1);
 
+  options_.proxy->SetChildMayHoldDescriptors(true);
   pid_t child = fork();
   if (child < 0) {
+    options_.proxy->SetChildMayHoldDescriptors(false);
     requester->Send({{"ok", false}, {"error", absl::StrCat("fork: ", std::strerror(errno))}});
     return;
   }
@@ -166,6 +168,9 @@ void Replacer::StartSuccessor(std::shared_ptr<ControlConnection> requester,
 }
 
 void Replacer::HandOver(std::shared_ptr<ControlConnection> successor) {
+  // It connected, so it has exec'd: its copies of our descriptors (all
+  // close-on-exec) are gone.
+  options_.proxy->SetChildMayHoldDescriptors(false);
   successor_ = std::move(successor);
   std::vector<int> fds = {options_.lock_fd};
   nlohmann::json message = IdentityToJson(options_.self);
@@ -237,6 +242,7 @@ void Replacer::Fail(const std::string& why) {
     waitpid(child_, nullptr, 0);
     child_ = -1;
   }
+  options_.proxy->SetChildMayHoldDescriptors(false);
   if (pidfd_.valid()) {
     options_.proxy->Unwatch(pidfd_.get());
     pidfd_.Reset();
