@@ -213,11 +213,12 @@ DrainOutcome Drain(Proxy* proxy, StopController* controller, Telemetry* telemetr
 // main process now, write the takeover marker naming the predecessor, tell
 // the predecessor, and only then signal it.
 void CompleteTakeover(const Inheritance& inheritance, const StateDirectory& state_dir,
-                      const SdNotifier& notifier) {
+                      const SdNotifier& notifier, const std::function<void()>& publish) {
   const ProcessIdentity& old = inheritance.predecessor;
   Marker marker = NewMarker(old, absl::StrCat("replaced by pid ", getpid()));
   absl::Status written = WriteMarker(state_dir, MarkerKind::kTakeover, marker);
   if (!written.ok()) ExitWithError(kExitTemporary, written.message());
+  publish();
   (void)notifier.Notify(absl::StrCat("MAINPID=", getpid(), "\nREADY=1\nSTATUS=serving"));
   (void)WriteControlLine(inheritance.channel.get(), {{"ready", true}, {"pid", getpid()}});
   if (!IsAlive(old) || kill(old.pid, SIGTERM) != 0) {
@@ -404,34 +405,41 @@ int Main(int argc, char** argv) {
     replacer.ReportToRequester(event);
     for (auto& follower : followers) follower->Send(event);
   };
-  std::unique_ptr<ControlServer> control = ValueOrExit(
-      ControlServer::Start(state_dir, &proxy,
-                           [&](const nlohmann::json& request,
-                               std::shared_ptr<ControlConnection> peer) {
-                             if (request["cmd"] == "status") {
-                               peer->Send({{"ok", true}, {"status", telemetry.StatusJson()}});
-                               return;
-                             }
-                             if (request["cmd"] == "follow") {
-                               peer->Send({{"event", "following"}, {"pid", getpid()}});
-                               followers.push_back(std::move(peer));
-                               return;
-                             }
-                             replacer.HandleRequest(request, std::move(peer));
-                           }),
-      kExitConfigError);
-
-  InstanceInfo info;
-  info.identity = self.identity;
-  info.started_at = started_at;
-  info.state_dir = state_dir.path();
-  info.detectors = chain_names;
-  info.detector_plugins = DetectorPluginPathsFromFlags();
-  info.exit_codes = exit_policy.ToString();
-  info.admin = admin_bound;
-  info.marker_ttl = absl::FormatDuration(marker_ttl);
-  status = WriteInstanceInfo(state_dir, info);
-  if (!status.ok()) ExitWithError(kExitConfigError, status.message());
+  // Publishing the instance — instance.json and control.sock, which is how
+  // gatewayctl finds it — happens at start-up, except for a successor: it
+  // publishes only once it cannot fail any more, just before it signals its
+  // predecessor, so a failed replacement leaves the predecessor reachable.
+  std::unique_ptr<ControlServer> control;
+  auto publish = [&] {
+    InstanceInfo info;
+    info.identity = self.identity;
+    info.started_at = started_at;
+    info.state_dir = state_dir.path();
+    info.detectors = chain_names;
+    info.detector_plugins = DetectorPluginPathsFromFlags();
+    info.exit_codes = exit_policy.ToString();
+    info.admin = admin_bound;
+    info.marker_ttl = absl::FormatDuration(marker_ttl);
+    absl::Status written = WriteInstanceInfo(state_dir, info);
+    if (!written.ok()) ExitWithError(kExitConfigError, written.message());
+    control = ValueOrExit(
+        ControlServer::Start(state_dir, &proxy,
+                             [&](const nlohmann::json& request,
+                                 std::shared_ptr<ControlConnection> peer) {
+                               if (request["cmd"] == "status") {
+                                 peer->Send({{"ok", true}, {"status", telemetry.StatusJson()}});
+                                 return;
+                               }
+                               if (request["cmd"] == "follow") {
+                                 peer->Send({{"event", "following"}, {"pid", getpid()}});
+                                 followers.push_back(std::move(peer));
+                                 return;
+                               }
+                               replacer.HandleRequest(request, std::move(peer));
+                             }),
+        kExitConfigError);
+  };
+  if (!inheritance) publish();
 
   LOG(INFO) << "gateway pid " << self.identity.pid << " starting; state directory "
             << state_dir.path() << "; admin "
@@ -448,7 +456,7 @@ int Main(int argc, char** argv) {
     controller.SetPhase(Phase::kServing);
     telemetry.SetPhase(Phase::kServing);
     if (inheritance) {
-      CompleteTakeover(*inheritance, state_dir, notifier);
+      CompleteTakeover(*inheritance, state_dir, notifier, publish);
       g_takeover_channel = -1;
       inheritance->channel.Reset();
     } else {
@@ -508,7 +516,7 @@ int Main(int argc, char** argv) {
   WriteRecord(state_dir, record);
   WriteTerminationLog(record);  // Kubernetes terminationMessagePath
   RemoveRunningSentinelIfOurs(state_dir, self.identity);
-  control->Stop();
+  if (control) control->Stop();
   notify_followers({{"event", "stopped"}, {"record", StopRecordToJson(record)}});
   LOG(INFO) << "exiting with status " << stop.exit_code << " ("
             << StopClassName(stop.verdict.stop_class) << ")";
