@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <limits>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -32,28 +34,59 @@ std::string MarkerToJson(const Marker& m) {
   return j.dump() + "\n";
 }
 
+namespace {
+
+// An integer JSON value within [min, max], or nullopt. nlohmann's get<int>()
+// silently wraps 2^32 + N to N, which would let a marker name another pid
+// than its JSON says.
+std::optional<int64_t> IntegerIn(const nlohmann::json& value, int64_t min, int64_t max) {
+  if (value.is_number_unsigned()) {
+    uint64_t u = value.get<uint64_t>();
+    if (max < 0 || u > static_cast<uint64_t>(max)) return std::nullopt;
+    return static_cast<int64_t>(u);
+  }
+  if (!value.is_number_integer()) return std::nullopt;
+  int64_t v = value.get<int64_t>();
+  if (v < min || v > max) return std::nullopt;
+  return v;
+}
+
+std::optional<pid_t> PidIn(const nlohmann::json& j, const char* name) {
+  if (!j.contains(name)) return std::nullopt;
+  std::optional<int64_t> pid = IntegerIn(j[name], 1, std::numeric_limits<pid_t>::max());
+  if (!pid) return std::nullopt;
+  return static_cast<pid_t>(*pid);
+}
+
+}  // namespace
+
 absl::StatusOr<Marker> ParseMarker(const std::string& text) {
   absl::StatusOr<nlohmann::json> parsed = ParseJsonObject(text);
   if (!parsed.ok()) return parsed.status();
   const nlohmann::json& j = *parsed;
-  if (!j.contains("version") || !j["version"].is_number_integer()) {
-    return absl::InvalidArgumentError("no integer 'version' field");
+  std::optional<int64_t> version;
+  if (j.contains("version")) {
+    version = IntegerIn(j["version"], std::numeric_limits<int64_t>::min(),
+                        std::numeric_limits<int64_t>::max());
   }
-  Marker m;
-  m.version = j["version"].get<int>();
-  if (m.version != kMarkerVersion) {
+  if (!version) return absl::InvalidArgumentError("no integer 'version' field");
+  if (*version != kMarkerVersion) {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown version ", m.version, " (this gateway reads version ",
+        absl::StrCat("unknown version ", *version, " (this gateway reads version ",
                      kMarkerVersion, ")"));
   }
+  Marker m;
+  m.version = kMarkerVersion;
   auto require = [&](const char* name, bool ok) -> absl::Status {
     if (!j.contains(name) || !ok) {
-      return absl::InvalidArgumentError(absl::StrCat("missing or mistyped field '", name, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("missing, mistyped or out-of-range field '", name, "'"));
     }
     return absl::OkStatus();
   };
+  std::optional<pid_t> target_pid = PidIn(j, "target_pid");
   for (absl::Status s : {
-           require("target_pid", j.contains("target_pid") && j["target_pid"].is_number_integer()),
+           require("target_pid", target_pid.has_value()),
            require("target_start_time", j.contains("target_start_time") &&
                                             j["target_start_time"].is_number_unsigned()),
            require("target_boot_id",
@@ -62,7 +95,7 @@ absl::StatusOr<Marker> ParseMarker(const std::string& text) {
        }) {
     if (!s.ok()) return s;
   }
-  m.target.pid = j["target_pid"].get<pid_t>();
+  m.target.pid = *target_pid;
   m.target.start_time_ticks = j["target_start_time"].get<uint64_t>();
   m.target.boot_id = j["target_boot_id"].get<std::string>();
   absl::StatusOr<absl::Time> written_at = ParseTime(j["written_at"].get<std::string>());
@@ -70,9 +103,7 @@ absl::StatusOr<Marker> ParseMarker(const std::string& text) {
     return absl::InvalidArgumentError(absl::StrCat("field 'written_at': ", written_at.status().message()));
   }
   m.written_at = *written_at;
-  if (j.contains("writer_pid") && j["writer_pid"].is_number_integer()) {
-    m.writer_pid = j["writer_pid"].get<pid_t>();
-  }
+  m.writer_pid = PidIn(j, "writer_pid").value_or(0);
   if (j.contains("reason") && j["reason"].is_string()) m.reason = j["reason"].get<std::string>();
   if (j.contains("nonce") && j["nonce"].is_string()) m.nonce = j["nonce"].get<std::string>();
   return m;

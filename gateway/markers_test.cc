@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "gateway/json_util.h"
 #include "gtest/gtest.h"
 
 namespace gateway {
@@ -212,6 +213,20 @@ TEST_F(MarkersTest, MissingOrMistypedFieldsAreIgnored) {
   WriteRaw(R"({"version":1,"target_pid":4242,"target_start_time":1000,)"
            R"("target_boot_id":"boot-a","written_at":"yesterday"})");
   EXPECT_IGNORED_BECAUSE("written_at");
+}
+
+// Found by //tests/fuzz: get<pid_t>() wrapped 2^32 + 4242 to 4242, so a
+// marker could name this process while its JSON says another pid.
+TEST_F(MarkersTest, OutOfRangeNumbersAreIgnoredNotWrapped) {
+  WriteRaw(R"({"version":1,"target_pid":4294971538,"target_start_time":1000,)"
+           R"("target_boot_id":"boot-a","written_at":")" + FormatRfc3339(now_) + R"("})");
+  EXPECT_IGNORED_BECAUSE("field 'target_pid'");
+  WriteRaw(R"({"version":4294967297,"target_pid":4242,"target_start_time":1000,)"
+           R"("target_boot_id":"boot-a","written_at":")" + FormatRfc3339(now_) + R"("})");
+  EXPECT_IGNORED_BECAUSE("unknown version 4294967297");
+  WriteRaw(R"({"version":1,"target_pid":-4242,"target_start_time":1000,)"
+           R"("target_boot_id":"boot-a","written_at":")" + FormatRfc3339(now_) + R"("})");
+  EXPECT_IGNORED_BECAUSE("field 'target_pid'");
 }
 
 TEST_F(MarkersTest, OversizedFileIsIgnored) {

@@ -2,6 +2,7 @@
 #include "gateway/sd_notify.h"
 
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include <cstring>
@@ -28,6 +29,10 @@ absl::Status SdNotifier::Notify(const std::string& state) const {
   socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + socket_path_.size());
   UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus(errno, "notify socket");
+  // A datagram to a full queue blocks; a manager that does not read must
+  // not stall start-up or a stop, so give up after a second (EAGAIN).
+  timeval timeout = {1, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
   ssize_t sent = RetryOnEintr([&] {
     return sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL,
                   reinterpret_cast<const sockaddr*>(&addr), len);

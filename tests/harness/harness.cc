@@ -1,6 +1,7 @@
 // See harness.h.
 #include "tests/harness/harness.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -9,9 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -62,12 +66,16 @@ std::map<std::string, std::string> BaseEnvironment() {
 }
 
 Child::Child(Options options) {
-  std::string dir = options.output_dir.empty() ? FreshTempDir(absl::StrCat("child-", getpid()))
-                                               : options.output_dir;
-  static int counter = 0;
-  ++counter;
-  stdout_path_ = absl::StrCat(dir, "/stdout.", counter);
-  stderr_path_ = absl::StrCat(dir, "/stderr.", counter);
+  // One shared directory, emptied once: children may be started from
+  // several threads at once (gatewayctl stop and replace racing).
+  static std::once_flag made;
+  static std::string shared;
+  std::call_once(made, [] { shared = FreshTempDir(absl::StrCat("child-", getpid())); });
+  std::string dir = options.output_dir.empty() ? shared : options.output_dir;
+  static std::atomic<int> counter{0};
+  int n = ++counter;
+  stdout_path_ = absl::StrCat(dir, "/stdout.", n);
+  stderr_path_ = absl::StrCat(dir, "/stderr.", n);
   std::vector<std::string> env_strings;
   for (const auto& [key, value] : options.env) env_strings.push_back(key + "=" + value);
   std::vector<char*> argv;
@@ -196,6 +204,28 @@ RunResult Gatewayctl(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {Runfile("tools/gatewayctl/gatewayctl")};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv);
+}
+
+std::vector<pid_t> GatewayProcessesFor(const std::string& state_dir) {
+  std::vector<pid_t> pids;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return pids;
+  const std::string flag = "--state_dir=" + state_dir;
+  while (dirent* entry = readdir(proc)) {  // bounded by the process table
+    pid_t pid = static_cast<pid_t>(std::atoi(entry->d_name));
+    if (pid <= 0) continue;
+    std::string cmdline = ReadText(absl::StrCat("/proc/", pid, "/cmdline"));
+    std::string stat = ReadText(absl::StrCat("/proc/", pid, "/stat"));
+    size_t paren = stat.rfind(')');
+    bool zombie = paren == std::string::npos || stat.compare(paren, 4, ") Z ") == 0;
+    std::replace(cmdline.begin(), cmdline.end(), '\0', '\n');
+    if (!zombie && cmdline.find("gateway/gateway\n") != std::string::npos &&
+        cmdline.find(flag + "\n") != std::string::npos) {
+      pids.push_back(pid);
+    }
+  }
+  closedir(proc);
+  return pids;
 }
 
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {

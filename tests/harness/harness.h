@@ -99,6 +99,10 @@ class PendingSender {
 // Runs the real gatewayctl with `args` (command and flags).
 RunResult Gatewayctl(const std::vector<std::string>& args);
 
+// Live (not zombie) gateway processes started with --state_dir=`state_dir`,
+// including successors they started: for "nothing is left running" checks.
+std::vector<pid_t> GatewayProcessesFor(const std::string& state_dir);
+
 // Polls `condition` until it holds or `timeout` passes.
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout);
 

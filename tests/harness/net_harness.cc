@@ -1,12 +1,14 @@
 // See net_harness.h.
 #include "tests/harness/net_harness.h"
 
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 
@@ -73,7 +75,13 @@ EchoServer::EchoServer(bool ipv6, std::string greeting) : greeting_(std::move(gr
       int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
       accepted_.fetch_add(1);
-      workers_.emplace_back([this, fd] { Serve(fd); });
+      JoinFinishedWorkers();
+      auto done = std::make_shared<std::atomic<bool>>(false);
+      workers_.push_back({std::thread([this, fd, done] {
+                            Serve(fd);
+                            done->store(true);
+                          }),
+                          done});
     }
   });
 }
@@ -99,7 +107,14 @@ EchoServer::~EchoServer() {
   stopping_.store(true);
   acceptor_.join();
   close(listen_fd_);
-  for (std::thread& worker : workers_) worker.join();
+  for (Worker& worker : workers_) worker.thread.join();
+}
+
+void EchoServer::JoinFinishedWorkers() {
+  auto finished = std::partition(workers_.begin(), workers_.end(),
+                                 [](const Worker& w) { return !w.done->load(); });
+  for (auto it = finished; it != workers_.end(); ++it) it->thread.join();
+  workers_.erase(finished, workers_.end());
 }
 
 int ConnectTo(int port, bool ipv6, absl::Duration timeout) {

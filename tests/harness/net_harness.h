@@ -5,6 +5,7 @@
 #define TESTS_HARNESS_NET_HARNESS_H_
 
 #include <atomic>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,7 +34,14 @@ class EchoServer {
   std::atomic<bool> stopping_{false};
   std::atomic<int> accepted_{0};
   std::thread acceptor_;
-  std::vector<std::thread> workers_;
+  // One thread per connection; finished ones are joined as new ones come,
+  // so 100k short connections do not pile up 100k unjoined threads.
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  void JoinFinishedWorkers();
+  std::vector<Worker> workers_;  // the acceptor's, then the destructor's
 };
 
 // A blocking TCP client socket with send/receive timeouts; -1 on failure.

@@ -3,6 +3,7 @@
 // hand-over over the control socket — successor started, ready, old
 // instance draining — and reports the old instance's recorded verdict.
 // Exits 0 only when the old instance recorded `takeover`.
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -82,8 +83,21 @@ int ReplaceCommand(const Invocation& inv) {
   // The old instance writes its record just before exiting; be exact about
   // "exited" for tooling that acts next.
   while (IsAlive(old) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
-  nlohmann::json result = {{"old_pid", old.pid}, {"new_pid", successor}, {"record", record}};
   std::string stop_class = record.value("class", "?");
+  if (stop_class != "takeover") {
+    // Another stop (gatewayctl stop, a signal) won the race: no replacement
+    // happened, whatever the successor got to.
+    bool successor_runs = successor > 0 && kill(successor, 0) == 0;
+    return Fail(inv, CommandError{kExitFailure,
+                                  absl::StrCat("replace did not happen: pid ", old.pid,
+                                               " stopped as ", stop_class,
+                                               " before the hand-over completed; ",
+                                               successor_runs
+                                                   ? absl::StrCat("successor pid ", successor,
+                                                                  " is running")
+                                                   : std::string("no successor is running"))});
+  }
+  nlohmann::json result = {{"old_pid", old.pid}, {"new_pid", successor}, {"record", record}};
   PrintResult(inv, result,
               absl::StrCat("replaced pid ", old.pid, " with pid ", successor, ": pid ", old.pid,
                            " recorded ", stop_class, " (",
@@ -93,7 +107,7 @@ int ReplaceCommand(const Invocation& inv) {
                            record["drain"].value("connections_at_signal", 0),
                            " connection(s) drained, ",
                            record["drain"].value("closed_at_deadline", 0), " cut at the deadline\n"));
-  return stop_class == "takeover" ? kExitOk : kExitFailure;
+  return kExitOk;
 }
 
 }  // namespace gateway::ctl
