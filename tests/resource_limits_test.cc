@@ -8,6 +8,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <atomic>
 #include <cstddef>
 #include <cstring>
@@ -70,6 +72,13 @@ int64_t MetricValue(const std::string& admin, const std::string& name) {
 }
 
 TEST(ResourceLimitsTest, AcceptFailuresUnderASmallFdLimitPauseThenRecover) {
+  if (std::getenv("GATEWAY_TEST_UNDER_UBSAN") != nullptr) {
+    // UBSan's vptr check calls pipe(2) to probe memory; at the descriptor
+    // limit this test imposes, that fails and UBSan reports every virtual
+    // call as "invalid vptr" (reproduced on a live, valid object). The
+    // plain and ASan-only builds run this test.
+    GTEST_SKIP() << "UBSan cannot run at the descriptor limit (its vptr check needs a pipe)";
+  }
   EchoServer upstream;
   int port = FreePort();
   Gateway gw(TestName(),

@@ -108,12 +108,12 @@ bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout);
 
 // The real gateway binary in a private state directory.
 struct GatewayOptions {
-  // Runfile path of the binary: the stock gateway, or a gateway_binary().
-  std::string binary = "gateway/gateway";
   std::vector<std::string> flags;
   std::map<std::string, std::string> extra_env;
   std::string state_dir;  // default: a fresh one for this test
   bool notify = true;     // pass NOTIFY_SOCKET to see READY=1
+  // Runfile path of the binary: the stock gateway, or a gateway_binary().
+  std::string binary = "gateway/gateway";
 };
 
 class Gateway {
