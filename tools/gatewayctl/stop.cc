@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <variant>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -91,9 +92,10 @@ int MarkPlannedCommand(const Invocation& inv) {
   return kExitOk;
 }
 
-int StopCommand(const Invocation& inv) {
-  absl::StatusOr<absl::Duration> timeout = ParseDurationFlag("timeout", FLAGS_timeout);
-  if (!timeout.ok()) return Fail(inv, timeout.status(), kExitUsage);
+// Stops the instance running now: marker, SIGTERM, wait, its record.
+// Returns the record, or the exit code of a failure already reported.
+std::variant<nlohmann::json, int> StopRunningInstance(const Invocation& inv,
+                                                      absl::Duration timeout) {
   absl::StatusOr<Located> located = LocateRunning(inv.state_dir);
   if (!located.ok()) return Fail(inv, located.status());
   const ProcessIdentity target = located->instance->identity;
@@ -114,7 +116,7 @@ int StopCommand(const Invocation& inv) {
                                                err == EPERM ? "permission denied (run as its user or root)"
                                                             : std::strerror(err))});
   }
-  if (!WaitForExit(inv, target, *timeout, follow_fd)) {
+  if (!WaitForExit(inv, target, timeout, follow_fd)) {
     kill(target.pid, SIGKILL);
     WaitForExit(inv, target, absl::Seconds(5), -1);
     (void)located->dir->Remove(MarkerFileName(MarkerKind::kPlannedStop));
@@ -131,10 +133,30 @@ int StopCommand(const Invocation& inv) {
   }
   std::string detector = record["detector"].is_string() ? record["detector"].get<std::string>()
                                                         : std::string("no detector");
-  PrintResult(inv, record,
-              absl::StrCat("stopped pid ", target.pid, ": ", record.value("class", "?"), " (",
-                           detector, "), exit status ", record.value("exit_code", -1), "\n  ",
-                           record.value("evidence", ""), "\n"));
+  if (!inv.json) {
+    std::printf("stopped pid %d: %s (%s), exit status %d\n  %s\n", target.pid,
+                record.value("class", "?").c_str(), detector.c_str(),
+                record.value("exit_code", -1), record.value("evidence", "").c_str());
+  }
+  return record;
+}
+
+int StopCommand(const Invocation& inv) {
+  absl::StatusOr<absl::Duration> timeout = ParseDurationFlag("timeout", FLAGS_timeout);
+  if (!timeout.ok()) return Fail(inv, timeout.status(), kExitUsage);
+  std::variant<nlohmann::json, int> stopped = StopRunningInstance(inv, *timeout);
+  if (std::holds_alternative<int>(stopped)) return std::get<int>(stopped);
+  nlohmann::json record = std::get<nlohmann::json>(stopped);
+  // A replacement that won the race retired the process we signalled as
+  // `takeover`: the service still runs, in the successor. The operator
+  // asked for it to stop, so stop that one too.
+  if (record.value("class", "") == "takeover") {
+    if (!inv.json) std::printf("it had just been replaced; stopping its successor\n");
+    stopped = StopRunningInstance(inv, *timeout);
+    if (std::holds_alternative<int>(stopped)) return std::get<int>(stopped);
+    record = std::get<nlohmann::json>(stopped);
+  }
+  if (inv.json) PrintResult(inv, record, "");
   return kExitOk;
 }
 
