@@ -2,10 +2,15 @@
  * for the tests of gateway/plugin_loader.cc. Apart from the defect it is a
  * well-formed plugin that has no opinion. */
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "gateway/plugin_abi.h"
+
+/* A wild pointer, not NULL: UBSan's null check would turn a NULL load
+ * into its own report and exit 1, and the tests want a real SIGSEGV. */
+static volatile int32_t* const kWildPointer = (volatile int32_t*)(uintptr_t)16;
 
 static int32_t Detect(const struct gateway_stop_context* ctx, char* evidence,
                       size_t evidence_size) {
@@ -17,9 +22,9 @@ static int32_t Detect(const struct gateway_stop_context* ctx, char* evidence,
   memset(evidence, 'x', evidence_size);
   return GATEWAY_STOP_PLANNED;
 #elif defined(TEST_PLUGIN_CRASH_ON_PROBE)
-  return *(volatile int32_t*)NULL;
+  return *kWildPointer;
 #elif defined(TEST_PLUGIN_CRASH_ON_STOP)
-  if (real_stop) return *(volatile int32_t*)NULL;
+  if (real_stop) return *kWildPointer;
 #elif defined(TEST_PLUGIN_HANG_ON_STOP)
   while (real_stop) pause();
 #endif
