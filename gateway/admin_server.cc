@@ -65,7 +65,9 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(UniqueFd listene
   server->daemon_ = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC, 0, nullptr, nullptr,
       &Handle, const_cast<Telemetry*>(telemetry), MHD_OPTION_LISTEN_SOCKET, listener.get(),
-      MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+      // Requests are tiny and answered at once: a short idle timeout bounds
+      // how long half-open or incomplete requests can hold slots.
+      MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_CONNECTION_TIMEOUT, 3u,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(32 * 1024), MHD_OPTION_END);
   if (server->daemon_ == nullptr) {
     return absl::InternalError("admin server: libmicrohttpd failed to start");

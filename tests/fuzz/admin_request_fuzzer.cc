@@ -69,7 +69,21 @@ std::string Exchange(const std::string& request, timeval quiet = {0, 10000}) {
   timeval send_timeout = {5, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &quiet, sizeof quiet);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
-  Check(connect(fd, server.address.get(), server.address.length) == 0);
+  // The server may hold its slots briefly (incomplete requests until its
+  // 3 s idle timeout); it must accept again well within that bound.
+  bool connected = false;
+  for (int attempt = 0; attempt < 50 && !connected; ++attempt) {
+    connected = connect(fd, server.address.get(), server.address.length) == 0;
+    if (!connected) {
+      close(fd);
+      usleep(100 * 1000);
+      fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      Check(fd >= 0);
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &quiet, sizeof quiet);
+      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+    }
+  }
+  Check(connected);
   size_t sent = 0;
   while (sent < request.size()) {  // bounded: each send makes progress or ends the loop
     ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);

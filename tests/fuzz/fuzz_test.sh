@@ -42,7 +42,7 @@ cxxflags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -I"$root"
 
 # The gateway sources the targets need, each compiled once.
 sources=(json_util proc sys state_dir markers net routes telemetry stop_record
-  stop_context admin_server)
+  stop_context admin_server plugin_boundary)
 objects=()
 for s in "${sources[@]}"; do
   clang++-14 "${cxxflags[@]}" -fsanitize=fuzzer-no-link -c "$root/gateway/$s.cc" \
@@ -51,7 +51,7 @@ for s in "${sources[@]}"; do
 done
 
 status=0
-for target in marker route_config admin_request; do
+for target in marker route_config admin_request plugin_context; do
   binary="$out/${target}_fuzzer"
   # shellcheck disable=SC2086
   clang++-14 "${cxxflags[@]}" -fsanitize=fuzzer "$here/${target}_fuzzer.cc" "${objects[@]}" \
