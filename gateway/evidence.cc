@@ -12,13 +12,17 @@ SignalInfo SignalInfoFrom(const siginfo_t& info) {
   return signal;
 }
 
-StopContext CollectStopContext(const SignalInfo& signal, const SelfEvidence& self,
-                               MarkerStore* markers, Phase phase, absl::Time now) {
+ProcessInfo ReadSender(const SignalInfo& signal) {
+  if (!signal.SentByProcess() || signal.sender_pid <= 0) return ProcessInfo();
+  return ReadProcessInfo(signal.sender_pid);
+}
+
+StopContext CollectStopContext(const SignalInfo& signal, ProcessInfo sender,
+                               const SelfEvidence& self, MarkerStore* markers, Phase phase,
+                               absl::Time now) {
   StopContext ctx;
   ctx.signal = signal;
-  if (signal.SentByProcess() && signal.sender_pid > 0) {
-    ctx.sender = ReadProcessInfo(signal.sender_pid);
-  }
+  ctx.sender = std::move(sender);
   ctx.self = self.identity;
   ctx.self_uid = self.uid;
   ctx.parent = ReadProcessInfo(self.ppid);

@@ -20,8 +20,14 @@ struct SelfEvidence {
   Environment environment;  // as captured at start-up
 };
 
-StopContext CollectStopContext(const SignalInfo& signal, const SelfEvidence& self,
-                               MarkerStore* markers, Phase phase, absl::Time now);
+// The sender as /proc shows it now; empty for kernel-sent signals and
+// senders outside our PID namespace. Read once per signal: the log line and
+// the detectors see the same snapshot.
+ProcessInfo ReadSender(const SignalInfo& signal);
+
+StopContext CollectStopContext(const SignalInfo& signal, ProcessInfo sender,
+                               const SelfEvidence& self, MarkerStore* markers, Phase phase,
+                               absl::Time now);
 
 }  // namespace gateway
 

@@ -59,11 +59,9 @@ void StopController::ReadSignals() {
     }
     signals_received_.fetch_add(1);
     SignalInfo signal = SignalInfoFrom(info);
-    ProcessInfo sender;
-    if (signal.SentByProcess() && signal.sender_pid > 0) sender = ReadProcessInfo(signal.sender_pid);
     StopContext described;
     described.signal = signal;
-    described.sender = sender;
+    described.sender = ReadSender(signal);
     // nginx-style: every signal, with its sender, before anything else.
     LOG(INFO) << "received " << described.DescribeSignal();
     SignalAction action = ActionFor(signo);
@@ -73,7 +71,7 @@ void StopController::ReadSignals() {
         break;
       case SignalAction::kStop:
       case SignalAction::kStopWithoutDrain:
-        HandleStopSignal(info, action);
+        HandleStopSignal(signal, std::move(described.sender), action);
         break;
       case SignalAction::kIgnore:
         break;
@@ -81,8 +79,8 @@ void StopController::ReadSignals() {
   }
 }
 
-void StopController::HandleStopSignal(const siginfo_t& info, SignalAction action) {
-  SignalInfo signal = SignalInfoFrom(info);
+void StopController::HandleStopSignal(const SignalInfo& signal, ProcessInfo sender,
+                                      SignalAction action) {
   if (stop_requested_.load()) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!skip_drain_.load()) {
@@ -98,7 +96,7 @@ void StopController::HandleStopSignal(const siginfo_t& info, SignalAction action
     SelfEvidence self = options_.self;
     self.ppid = getppid();
     Phase phase = phase_.load();
-    StopContext ctx = CollectStopContext(signal, self, &markers, phase, now);
+    StopContext ctx = CollectStopContext(signal, std::move(sender), self, &markers, phase, now);
     Verdict verdict = ClassifyStop(options_.chain, ctx);
     std::vector<std::string> warnings = markers.TakeWarnings();
     for (const std::string& warning : warnings) LOG(WARNING) << warning;

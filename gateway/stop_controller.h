@@ -80,7 +80,7 @@ class StopController {
 
  private:
   void ReadSignals();
-  void HandleStopSignal(const siginfo_t& info, SignalAction action);
+  void HandleStopSignal(const SignalInfo& signal, ProcessInfo sender, SignalAction action);
   void Wake();
 
   Options options_;

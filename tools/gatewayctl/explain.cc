@@ -103,7 +103,7 @@ int ExplainCommand(const Invocation& inv) {
     ttl = kDefaultMarkerTtl;
   }
   StateDirMarkerStore markers(&*located->dir, ttl, /*dry_run=*/true);
-  StopContext ctx = CollectStopContext(*signal, *self, &markers, Phase::kServing, absl::Now());
+  StopContext ctx = CollectStopContext(*signal, ReadSender(*signal), *self, &markers, Phase::kServing, absl::Now());
   Verdict verdict = ClassifyStop(*chain, ctx);
   int exit_code = policy.ok() ? policy->ExitCodeFor(verdict.stop_class) : -1;
   std::vector<std::string> warnings = markers.TakeWarnings();
