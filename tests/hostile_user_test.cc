@@ -196,21 +196,21 @@ ControlAccess TryControlSocketAsNobody(const std::string& path) {
   if (child == 0) {
     if (setgroups(0, nullptr) != 0 || setresgid(kNobody, kNobody, kNobody) != 0 ||
         setresuid(kNobody, kNobody, kNobody) != 0) {
-      _exit(9);
+      ExitForkedChild(9);
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr = {};
     addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path) _exit(8);
+    if (path.size() >= sizeof addr.sun_path) ExitForkedChild(8);
     std::memcpy(addr.sun_path, path.c_str(), path.size());
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) _exit(1);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) ExitForkedChild(1);
     const char request[] = "{\"cmd\":\"replace\"}\n";
     // The gateway may already have closed it: no SIGPIPE, just read EOF.
     (void)!send(fd, request, sizeof request - 1, MSG_NOSIGNAL);
     timeval timeout = {3, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     char reply[256];
-    _exit(read(fd, reply, sizeof reply) > 0 ? 0 : 2);
+    ExitForkedChild(read(fd, reply, sizeof reply) > 0 ? 0 : 2);
   }
   int raw = 0;
   waitpid(child, &raw, 0);

@@ -136,11 +136,11 @@ pid_t SpawnWithPid(pid_t pid, const std::string& state_dir, const std::string& l
     if (std::fclose(last) != 0) return -1;
     pid_t child = fork();
     if (child == 0) {
-      if (getpid() != pid) _exit(0);  // someone else took it: try again
+      if (getpid() != pid) ExitForkedChild(0);  // someone else took it: try again
       freopen(log.c_str(), "w", stderr);
       char* envp[] = {const_cast<char*>("PATH=/usr/bin:/bin"), nullptr};
       execve(argv[0], argv.data(), envp);
-      _exit(127);
+      ExitForkedChild(127);
     }
     if (child == pid) return child;
     waitpid(child, nullptr, 0);
@@ -240,7 +240,7 @@ TEST(RaceTest, SignalStormFromSeveralSendersYieldsOneVerdict) {
     pid_t sender = fork();
     if (sender == 0) {
       for (int i = 0; i < kSignalsPerSender; ++i) kill(gw.pid(), kinds[(i + s) % 4]);
-      _exit(0);
+      ExitForkedChild(0);
     }
     senders.push_back(sender);
   }

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -62,6 +63,13 @@ std::map<std::string, std::string> BaseEnvironment() {
   std::map<std::string, std::string> env;
   env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   env["LANG"] = "C.UTF-8";
+  // Under --config=asan/ubsan/tsan the children run with the same runtime
+  // options as the test (halt on the first report, leak checks), so a
+  // report in the gateway fails the test even when the gateway is later
+  // killed rather than exiting.
+  for (const char* name : {"ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"}) {
+    if (const char* value = std::getenv(name)) env[name] = value;
+  }
   return env;
 }
 
@@ -92,13 +100,13 @@ Child::Child(Options options) {
     dup2(null, 0);
     dup2(out, 1);
     dup2(err, 2);
-    if (!options.cwd.empty() && chdir(options.cwd.c_str()) != 0) _exit(126);
+    if (!options.cwd.empty() && chdir(options.cwd.c_str()) != 0) ExitForkedChild(126);
     sigset_t empty;
     sigemptyset(&empty);
     sigprocmask(SIG_SETMASK, &empty, nullptr);
     execve(argv[0], argv.data(), envp.data());
     std::fprintf(stderr, "exec %s: %s\n", argv[0], std::strerror(errno));
-    _exit(127);
+    ExitForkedChild(127);
   }
 }
 
@@ -153,13 +161,18 @@ RunResult RunCommand(const std::vector<std::string>& argv, const std::map<std::s
   return result;
 }
 
+void ExitForkedChild(int code) {
+  syscall(SYS_exit_group, code);
+  __builtin_unreachable();
+}
+
 pid_t SignalFromSibling(pid_t pid, int signo) {
   pid_t sender = fork();
   if (sender == 0) {
     // Stay alive briefly so the gateway can read our name from /proc.
     int rc = kill(pid, signo);
     usleep(200 * 1000);
-    _exit(rc == 0 ? 0 : 1);
+    ExitForkedChild(rc == 0 ? 0 : 1);
   }
   int raw = 0;
   waitpid(sender, &raw, 0);
@@ -176,9 +189,9 @@ PendingSender::PendingSender(pid_t target, int signo) {
     if (read(fds[0], &byte, 1) == 1) {
       int rc = kill(target, signo);
       usleep(200 * 1000);  // stay readable in /proc while the gateway looks
-      _exit(rc == 0 ? 0 : 1);
+      ExitForkedChild(rc == 0 ? 0 : 1);
     }
-    _exit(2);
+    ExitForkedChild(2);
   }
   close(fds[0]);
   trigger_fd_ = fds[1];

@@ -64,8 +64,8 @@ class Child {
   std::string stderr_path_;
 };
 
-// PATH and a few harmless variables; never INVOCATION_ID or NOTIFY_SOCKET
-// from the machine running the tests.
+// PATH, LANG and the sanitizer runtimes' options; never INVOCATION_ID or
+// NOTIFY_SOCKET from the machine running the tests.
 std::map<std::string, std::string> BaseEnvironment();
 
 // Runs a command to completion and returns its status and output.
@@ -77,6 +77,12 @@ struct RunResult {
 RunResult RunCommand(const std::vector<std::string>& argv,
               const std::map<std::string, std::string>& env = BaseEnvironment(),
               absl::Duration timeout = absl::Seconds(30));
+
+// Ends a process forked by a test without running anything of the parent's
+// (atexit handlers, gtest, a sanitizer's exit-time checks: under TSan,
+// _exit() in a fork of a threaded test reports the parent's unjoined
+// threads as leaks and turns the status into 66).
+[[noreturn]] void ExitForkedChild(int code);
 
 // Sends `signo` to `pid` from a freshly forked process that is neither pid
 // 1 nor the target's parent, and waits for it to exit. Returns its pid.
