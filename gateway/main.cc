@@ -118,29 +118,6 @@ void ListDetectors(const DetectorRegistry& registry) {
   }
 }
 
-// last-shutdown.json (atomic and fsync'd: the durable answer), then one
-// line appended to stop-history.jsonl (every stop, not fsync'd: history is
-// best effort), rotated to stop-history.jsonl.1 past 1 MiB.
-void WriteRecord(const StateDirectory& dir, const StopRecord& record) {
-  nlohmann::ordered_json json = StopRecordToJson(record);
-  absl::Status written = dir.WriteAtomically(kLastShutdownFile, json.dump(2) + "\n", 0644);
-  if (!written.ok()) {
-    LOG(ERROR) << "could not write the stop record: " << written.message();
-  } else {
-    LOG(INFO) << "stop record written to " << dir.PathOf(kLastShutdownFile);
-  }
-  struct stat st;
-  if (fstatat(dir.fd(), kStopHistoryFile, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-      st.st_size > 1024 * 1024) {
-    renameat(dir.fd(), kStopHistoryFile, dir.fd(), absl::StrCat(kStopHistoryFile, ".1").c_str());
-  }
-  UniqueFd history(openat(dir.fd(), kStopHistoryFile,
-                          O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
-  if (!history.valid() || !WriteAll(history.get(), json.dump() + "\n").ok()) {
-    PLOG(WARNING) << "could not append to " << dir.PathOf(kStopHistoryFile);
-  }
-}
-
 absl::StatusOr<std::vector<Route>> LoadRoutes() {
   absl::StatusOr<std::vector<Route>> routes = ParseRouteFlag(FLAGS_route);
   if (!routes.ok() || FLAGS_config.empty()) return routes;
@@ -312,6 +289,9 @@ int Main(int argc, char** argv) {
 
   PreviousRun previous = InspectPreviousRun(state_dir);
   LogPreviousRun(previous);
+  if (int removed = state_dir.RemoveStaleTempFiles(); removed > 0) {
+    LOG(INFO) << "removed " << removed << " temporary file(s) of writes interrupted by a kill";
+  }
   absl::Status status = WriteRunningSentinel(state_dir, self.identity, started_at);
   if (!status.ok()) ExitWithError(kExitConfigError, status.message());
 
@@ -513,7 +493,7 @@ int Main(int argc, char** argv) {
   record.ignored_markers = stop.marker_warnings;
   record.drain = drain;
   record.exited_at = absl::Now();
-  WriteRecord(state_dir, record);
+  WriteStopRecord(state_dir, record);
   WriteTerminationLog(record);  // Kubernetes terminationMessagePath
   RemoveRunningSentinelIfOurs(state_dir, self.identity);
   if (control) control->Stop();

@@ -1,14 +1,18 @@
 // State directory checks and the instance lock; see state_dir.h.
 #include "gateway/state_dir.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "nlohmann/json.hpp"
 
 namespace gateway {
@@ -122,6 +126,41 @@ absl::Status StateDirectory::Remove(const std::string& name) const {
     return ErrnoStatus(errno, absl::StrCat("remove ", PathOf(name)));
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+// The writer's pid in ".NAME.PID.tmp" (sys.cc: WriteFileAtomically), or 0.
+pid_t TempFileWriter(absl::string_view name) {
+  if (!absl::ConsumePrefix(&name, ".") || !absl::ConsumeSuffix(&name, ".tmp")) return 0;
+  size_t dot = name.rfind('.');
+  if (dot == absl::string_view::npos || dot == 0) return 0;
+  int pid = 0;
+  if (!absl::SimpleAtoi(name.substr(dot + 1), &pid) || pid <= 0) return 0;
+  return pid;
+}
+
+}  // namespace
+
+int StateDirectory::RemoveStaleTempFiles() const {
+  int copy = RetryOnEintr([&] { return openat(fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+  if (copy < 0) return 0;
+  DIR* listing = fdopendir(copy);
+  if (listing == nullptr) {
+    close(copy);
+    return 0;
+  }
+  std::vector<std::string> stale;
+  while (dirent* entry = readdir(listing)) {
+    pid_t writer = TempFileWriter(entry->d_name);
+    if (writer > 0 && kill(writer, 0) != 0 && errno == ESRCH) stale.push_back(entry->d_name);
+  }
+  closedir(listing);
+  int removed = 0;
+  for (const std::string& name : stale) {
+    if (unlinkat(fd(), name.c_str(), 0) == 0) ++removed;
+  }
+  return removed;
 }
 
 absl::StatusOr<InstanceLock> InstanceLock::Acquire(const StateDirectory& dir) {

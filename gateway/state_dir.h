@@ -49,6 +49,11 @@ class StateDirectory {
   absl::StatusOr<std::string> Read(const std::string& name) const;
   // Removes a file inside; a file that is already gone is not an error.
   absl::Status Remove(const std::string& name) const;
+  // Removes the temporary files (".NAME.PID.tmp") of atomic writes that a
+  // process killed mid-write left behind, when PID no longer exists (a live
+  // PID may be a gatewayctl or predecessor writing right now). Returns how
+  // many were removed.
+  int RemoveStaleTempFiles() const;
 
  private:
   static absl::StatusOr<StateDirectory> Open(const std::string& path, bool create);

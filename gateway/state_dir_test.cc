@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -105,6 +106,31 @@ TEST(StateDirectoryTest, AtomicWriteReplacesAndLeavesNoTemporaryFile) {
   ASSERT_TRUE(dir->WriteAtomically("x.json", "two").ok());
   EXPECT_EQ(*dir->Read("x.json"), "two");
   EXPECT_EQ(std::system(absl::StrCat("test -z \"$(ls -A ", path, " | grep tmp)\"").c_str()), 0);
+}
+
+TEST(StateDirectoryTest, TemporaryFilesOfDeadWritersAreRemoved) {
+  std::string path = TempPath("stale");
+  absl::StatusOr<StateDirectory> dir = StateDirectory::OpenOrCreate(path);
+  ASSERT_TRUE(dir.ok());
+  pid_t gone = fork();
+  if (gone == 0) _exit(0);
+  ASSERT_EQ(waitpid(gone, nullptr, 0), gone);  // a pid that no longer exists
+  const std::string dead = absl::StrCat(".last-shutdown.json.", gone, ".tmp");
+  const std::string dead_marker = absl::StrCat(".planned-stop.json.", gone, ".tmp");
+  const std::string live = absl::StrCat(".instance.json.", getpid(), ".tmp");
+  const std::vector<std::string> not_ours = {"notes.tmp", ".tmp", "..1.tmp",
+                                             absl::StrCat(".x.", gone, ".tmp.keep"),
+                                             ".x.abc.tmp", ".x.-1.tmp"};
+  for (const std::string& name : {dead, dead_marker, live}) {
+    ASSERT_TRUE(dir->WriteAtomically(name, "partial").ok());
+  }
+  for (const std::string& name : not_ours) ASSERT_TRUE(dir->WriteAtomically(name, "x").ok());
+
+  EXPECT_EQ(dir->RemoveStaleTempFiles(), 2);
+  EXPECT_FALSE(dir->Read(dead).ok());
+  EXPECT_FALSE(dir->Read(dead_marker).ok());
+  EXPECT_TRUE(dir->Read(live).ok()) << "a live writer's file was removed";
+  for (const std::string& name : not_ours) EXPECT_TRUE(dir->Read(name).ok()) << name;
 }
 
 }  // namespace

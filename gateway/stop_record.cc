@@ -1,7 +1,17 @@
 // Serialising stop records; see stop_record.h.
 #include "gateway/stop_record.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
 #include "gateway/json_util.h"
+#include "gateway/sys.h"
+#include "glog/logging.h"
 
 namespace gateway {
 
@@ -42,6 +52,104 @@ nlohmann::ordered_json StopRecordToJson(const StopRecord& r) {
       {"ignored_markers", r.ignored_markers},
   };
   return j;
+}
+
+bool IsRecordOfALaterInstance(const nlohmann::json& existing, const ProcessIdentity& self) {
+  if (!existing.is_object()) return false;
+  auto boot = existing.find("boot_id");
+  auto start = existing.find("start_time");
+  if (boot == existing.end() || !boot->is_string() || *boot != self.boot_id) return false;
+  if (start == existing.end() || !start->is_number_unsigned()) return false;
+  return start->get<uint64_t>() > self.start_time_ticks;
+}
+
+namespace {
+
+// Holds an flock on the state directory itself (not gateway.lock, the
+// instance lock, which a successor cannot take while its predecessor
+// drains). Held for the few milliseconds of a record write.
+class RecordLock {
+ public:
+  explicit RecordLock(const StateDirectory& dir) : fd_(dir.fd()) {
+    locked_ = RetryOnEintr([&] { return flock(fd_, LOCK_EX); }) == 0;
+    if (!locked_) PLOG(WARNING) << "could not lock " << dir.path() << " to write the stop record";
+  }
+  ~RecordLock() {
+    if (locked_) flock(fd_, LOCK_UN);
+  }
+  RecordLock(const RecordLock&) = delete;
+  RecordLock& operator=(const RecordLock&) = delete;
+
+ private:
+  int fd_;
+  bool locked_ = false;
+};
+
+constexpr off_t kHistoryRotateBytes = 1024 * 1024;
+
+}  // namespace
+
+void WriteStopRecord(const StateDirectory& dir, const StopRecord& record) {
+  nlohmann::ordered_json json = StopRecordToJson(record);
+  RecordLock lock(dir);
+  absl::StatusOr<std::string> existing_text = dir.Read(kLastShutdownFile);
+  absl::StatusOr<nlohmann::json> existing =
+      existing_text.ok() ? ParseJsonObject(*existing_text) : existing_text.status();
+  if (existing.ok() && IsRecordOfALaterInstance(*existing, record.self)) {
+    LOG(INFO) << "stop record appended to " << dir.PathOf(kStopHistoryFile) << " only: "
+              << kLastShutdownFile << " already holds the stop of pid "
+              << existing->value("pid", 0) << ", which started after this process";
+  } else {
+    absl::Status written = dir.WriteAtomically(kLastShutdownFile, json.dump(2) + "\n", 0644);
+    if (!written.ok()) {
+      LOG(ERROR) << "could not write the stop record: " << written.message();
+    } else {
+      LOG(INFO) << "stop record written to " << dir.PathOf(kLastShutdownFile);
+    }
+  }
+  struct stat st;
+  if (fstatat(dir.fd(), kStopHistoryFile, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      st.st_size > kHistoryRotateBytes) {
+    renameat(dir.fd(), kStopHistoryFile, dir.fd(), absl::StrCat(kStopHistoryFile, ".1").c_str());
+  }
+  UniqueFd history(openat(dir.fd(), kStopHistoryFile,
+                          O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!history.valid() || !WriteAll(history.get(), json.dump() + "\n").ok()) {
+    PLOG(WARNING) << "could not append to " << dir.PathOf(kStopHistoryFile);
+  }
+}
+
+namespace {
+
+bool IsRecordOf(const nlohmann::json& record, const ProcessIdentity& who) {
+  if (!record.is_object()) return false;
+  auto pid = record.find("pid");
+  auto start = record.find("start_time");
+  return pid != record.end() && pid->is_number_integer() && pid->get<int64_t>() == who.pid &&
+         start != record.end() && start->is_number_unsigned() &&
+         start->get<uint64_t>() == who.start_time_ticks;
+}
+
+}  // namespace
+
+nlohmann::json FindStopRecord(const StateDirectory& dir, const ProcessIdentity& who) {
+  absl::StatusOr<std::string> last = dir.Read(kLastShutdownFile);
+  if (last.ok()) {
+    absl::StatusOr<nlohmann::json> record = ParseJsonObject(*last);
+    if (record.ok() && IsRecordOf(*record, who)) return *record;
+  }
+  for (const std::string& name : {std::string(kStopHistoryFile), absl::StrCat(kStopHistoryFile, ".1")}) {
+    absl::StatusOr<std::string> history = dir.Read(name);
+    if (!history.ok()) continue;
+    std::istringstream lines(*history);
+    nlohmann::json found;
+    for (std::string line; std::getline(lines, line);) {
+      absl::StatusOr<nlohmann::json> record = ParseJsonObject(line);
+      if (record.ok() && IsRecordOf(*record, who)) found = *record;
+    }
+    if (!found.is_null()) return found;
+  }
+  return nullptr;
 }
 
 }  // namespace gateway

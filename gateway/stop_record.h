@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "gateway/proc.h"
+#include "gateway/state_dir.h"
 #include "gateway/stop_context.h"
 #include "nlohmann/json.hpp"
 
@@ -52,6 +54,25 @@ struct StopRecord {
 };
 
 nlohmann::ordered_json StopRecordToJson(const StopRecord& record);
+
+// Whether `existing` (a parsed stop record) was written by a process that
+// started after `self` on the same boot. Only a successor can: one
+// instance runs per state directory, except during a takeover.
+bool IsRecordOfALaterInstance(const nlohmann::json& existing, const ProcessIdentity& self);
+
+// Writes the record: last-shutdown.json (atomic and fsync'd: the durable
+// answer), then one line appended to stop-history.jsonl (every stop, not
+// fsync'd: history is best effort), rotated to stop-history.jsonl.1 past
+// 1 MiB. last-shutdown.json describes the newest instance's stop: a
+// predecessor that finishes draining after its successor already stopped
+// (and recorded) leaves the successor's record there and goes only to the
+// history. Writers on one state directory are serialised by an flock on
+// the directory. Failures are logged; the stop goes on.
+void WriteStopRecord(const StateDirectory& dir, const StopRecord& record);
+
+// The record `who` left: last-shutdown.json if it is theirs, else the
+// newest matching line of stop-history.jsonl (then .1); null if none.
+nlohmann::json FindStopRecord(const StateDirectory& dir, const ProcessIdentity& who);
 
 }  // namespace gateway
 

@@ -144,6 +144,59 @@ TEST_F(ReplaceTest, OpenConnectionIsDrainedByTheOldProcess) {
   Gatewayctl({"stop", "--state_dir=" + gw_->state_dir()});
 }
 
+TEST_F(ReplaceTest, SuccessorStoppedWhileItsPredecessorDrainsKeepsTheLastRecord) {
+  // The old process holds a connection, so it is still draining (takeover)
+  // when the operator stops the service, i.e. the successor. The successor
+  // stops and records first; the old one records when its connection ends.
+  // last-shutdown.json must stay the successor's (the newest instance);
+  // the old one's takeover goes to the history.
+  StartGateway();
+  int fd = ConnectTo(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, "one"));
+  ASSERT_EQ(RecvExactly(fd, 3), "one");
+  pid_t old_pid = gw_->pid();
+  RunResult replaced;
+  std::thread replace([&] { replaced = Replace(); });
+  ASSERT_TRUE(WaitFor(
+      [&] { return gw_->Log().find("stop classified as takeover") != std::string::npos; },
+      absl::Seconds(10)))
+      << gw_->Log();
+  int successor = InstanceJson(gw_->state_dir()).value("pid", 0);
+  ASSERT_NE(successor, old_pid);
+
+  RunResult stop = Gatewayctl({"stop", "--json", "--state_dir=" + gw_->state_dir()});
+  EXPECT_EQ(stop.status.code, 0) << stop.err;
+  EXPECT_TRUE(gw_->child().Running()) << "the old process left before its connection ended";
+  nlohmann::json stopped = nlohmann::json::parse(stop.out, nullptr, false);
+  EXPECT_EQ(stopped["pid"], successor) << stop.out;
+  EXPECT_EQ(stopped["class"], "planned") << stop.out;
+
+  close(fd);
+  replace.join();
+  EXPECT_EQ(replaced.status.code, 0) << replaced.err;
+  ExitStatus status = gw_->Wait();
+  EXPECT_TRUE(status.exited && status.code == 0) << status.Describe();
+  nlohmann::json last = gw_->Record();
+  EXPECT_EQ(last["pid"], successor) << last.dump();
+  EXPECT_EQ(last["class"], "planned");
+  EXPECT_NE(gw_->Log().find("already holds the stop of pid " + std::to_string(successor)),
+            std::string::npos)
+      << gw_->Log();
+  // Both stops are in the history, the successor's first.
+  std::ifstream history(gw_->state_dir() + "/stop-history.jsonl");
+  std::vector<std::pair<int, std::string>> stops;
+  for (std::string line; std::getline(history, line);) {
+    nlohmann::json entry = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(entry.is_object()) << line;
+    stops.emplace_back(entry.value("pid", 0), entry.value("class", ""));
+  }
+  std::vector<std::pair<int, std::string>> expected = {{successor, "planned"},
+                                                       {old_pid, "takeover"}};
+  EXPECT_EQ(stops, expected);
+  EXPECT_TRUE(GatewayProcessesFor(gw_->state_dir()).empty());
+}
+
 TEST_F(ReplaceTest, SuccessorThatCannotStartLeavesTheOldOneServing) {
   StartGateway();
   RunResult replaced = Replace({"--binary=/bin/false"});

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "gateway/control_server.h"
 #include "gateway/flags.h"
+#include "gateway/stop_record.h"
 #include "gflags/gflags.h"
 #include "tools/gatewayctl/commands.h"
 
@@ -74,7 +75,7 @@ int ReplaceCommand(const Invocation& inv) {
                                     absl::StrCat("pid ", old.pid, " did not finish within ",
                                                  FLAGS_timeout, "; it is still running")});
     }
-    record = ReadLastRecord(*located->dir);
+    record = FindStopRecord(*located->dir, old);
   }
   if (!record.is_object() || record.value("pid", 0) != old.pid) {
     return Fail(inv, CommandError{kExitFailure,

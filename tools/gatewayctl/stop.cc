@@ -13,6 +13,7 @@
 #include "gateway/control_server.h"
 #include "gateway/flags.h"
 #include "gateway/markers.h"
+#include "gateway/stop_record.h"
 #include "gflags/gflags.h"
 #include "tools/gatewayctl/commands.h"
 
@@ -124,9 +125,10 @@ std::variant<nlohmann::json, int> StopRunningInstance(const Invocation& inv,
                                   absl::StrCat("pid ", target.pid, " did not exit within ",
                                                FLAGS_timeout, "; sent SIGKILL")});
   }
-  nlohmann::json record = ReadLastRecord(*located->dir);
-  if (!record.is_object() || record.value("pid", 0) != target.pid ||
-      record.value("start_time", uint64_t{0}) != target.start_time_ticks) {
+  // Its record is in last-shutdown.json, or only in the history when it
+  // was retired by a successor that has already stopped too.
+  nlohmann::json record = FindStopRecord(*located->dir, target);
+  if (!record.is_object()) {
     return Fail(inv, CommandError{kExitFailure,
                                   absl::StrCat("pid ", target.pid,
                                                " exited but left no stop record for itself")});
