@@ -13,6 +13,7 @@ nlohmann::json InstanceInfoToJson(const InstanceInfo& info) {
   j["state_dir"] = info.state_dir;
   j["detectors"] = info.detectors;
   j["detector_plugins"] = info.detector_plugins;
+  j["detector_plugin_timeout"] = info.detector_plugin_timeout;
   j["exit_codes"] = info.exit_codes;
   j["admin"] = info.admin;
   j["marker_ttl"] = info.marker_ttl;
@@ -41,6 +42,7 @@ absl::StatusOr<InstanceInfo> InstanceInfoFromJson(const nlohmann::json& j) {
   info.state_dir = string_field("state_dir");
   info.detectors = list_field("detectors");
   info.detector_plugins = list_field("detector_plugins");
+  info.detector_plugin_timeout = string_field("detector_plugin_timeout");
   info.exit_codes = string_field("exit_codes");
   info.admin = string_field("admin");
   info.marker_ttl = string_field("marker_ttl");

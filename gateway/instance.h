@@ -23,6 +23,7 @@ struct InstanceInfo {
   std::string state_dir;
   std::vector<std::string> detectors;
   std::vector<std::string> detector_plugins;
+  std::string detector_plugin_timeout;  // "2s"; empty from an older gateway
   std::string exit_codes;
   std::string admin;           // "127.0.0.1:9901", or empty when disabled
   std::string marker_ttl;      // "60s"

@@ -397,6 +397,7 @@ int Main(int argc, char** argv) {
     info.state_dir = state_dir.path();
     info.detectors = chain_names;
     info.detector_plugins = DetectorPluginPathsFromFlags();
+    info.detector_plugin_timeout = absl::FormatDuration(PluginOptionsFromFlags()->detect_timeout);
     info.exit_codes = exit_policy.ToString();
     info.admin = admin_bound;
     info.marker_ttl = absl::FormatDuration(marker_ttl);
@@ -491,6 +492,7 @@ int Main(int argc, char** argv) {
   record.previous = previous;
   record.chain = chain_names;
   record.ignored_markers = stop.marker_warnings;
+  record.detector_warnings = stop.detector_warnings;
   record.drain = drain;
   record.exited_at = absl::Now();
   WriteStopRecord(state_dir, record);

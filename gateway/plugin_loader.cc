@@ -136,7 +136,10 @@ class PluginDetector : public StopReasonDetector {
     absl::StatusOr<std::optional<Verdict>> verdict =
         AskPlugin(*plugin_, ctx, plugin_->options.dry_run);
     if (!verdict.ok()) {
-      LOG(WARNING) << plugin_->Describe() << " has no opinion: " << verdict.status().message();
+      std::string warning =
+          absl::StrCat(plugin_->Describe(), " has no opinion: ", verdict.status().message());
+      LOG(WARNING) << warning;
+      if (ctx.warnings != nullptr) ctx.warnings->push_back(std::move(warning));
       return std::nullopt;
     }
     return *verdict;
@@ -229,7 +232,7 @@ std::vector<std::string> DetectorPluginPathsFromFlags() {
   return paths;
 }
 
-absl::Status AddRuntimePlugins(DetectorRegistry::Builder* builder) {
+absl::StatusOr<PluginOptions> PluginOptionsFromFlags() {
   PluginOptions options;
   absl::StatusOr<absl::Duration> timeout =
       ParseDurationFlag("detector_plugin_timeout", FLAGS_detector_plugin_timeout);
@@ -238,7 +241,13 @@ absl::Status AddRuntimePlugins(DetectorRegistry::Builder* builder) {
     return absl::InvalidArgumentError("--detector_plugin_timeout must be positive");
   }
   options.detect_timeout = *timeout;
-  return AddRuntimePlugins(DetectorPluginPathsFromFlags(), options, builder);
+  return options;
+}
+
+absl::Status AddRuntimePlugins(DetectorRegistry::Builder* builder) {
+  absl::StatusOr<PluginOptions> options = PluginOptionsFromFlags();
+  if (!options.ok()) return options.status();
+  return AddRuntimePlugins(DetectorPluginPathsFromFlags(), *options, builder);
 }
 
 absl::Status AddRuntimePlugins(const std::vector<std::string>& paths,

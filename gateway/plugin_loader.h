@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gateway/detector_registry.h"
 
@@ -30,6 +31,9 @@ struct PluginOptions {
 // The absolute paths named by --detector_plugin (repeated or
 // comma-separated), in order.
 std::vector<std::string> DetectorPluginPathsFromFlags();
+// --detector_plugin_timeout as options; InvalidArgument if not a positive
+// duration.
+absl::StatusOr<PluginOptions> PluginOptionsFromFlags();
 
 // Loads the plugins named by --detector_plugin with
 // --detector_plugin_timeout. An error is a configuration error: a missing

@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -64,6 +65,10 @@ struct StopContext {
   MarkerStore* markers = nullptr;
   absl::Time now;
   Phase phase = Phase::kServing;
+  // Where a detector notes why it could not give an opinion (a plugin that
+  // crashed or timed out); logged and listed in the record's
+  // `detector_warnings`. Null in a dry run that keeps none.
+  std::vector<std::string>* warnings = nullptr;
 
   // The value of an environment variable captured at start-up.
   std::optional<std::string> Env(const std::string& name) const;

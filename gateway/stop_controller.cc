@@ -97,6 +97,8 @@ void StopController::HandleStopSignal(const SignalInfo& signal, ProcessInfo send
     self.ppid = getppid();
     Phase phase = phase_.load();
     StopContext ctx = CollectStopContext(signal, std::move(sender), self, &markers, phase, now);
+    std::vector<std::string> detector_warnings;
+    ctx.warnings = &detector_warnings;
     Verdict verdict = ClassifyStop(options_.chain, ctx);
     std::vector<std::string> warnings = markers.TakeWarnings();
     for (const std::string& warning : warnings) LOG(WARNING) << warning;
@@ -112,6 +114,7 @@ void StopController::HandleStopSignal(const SignalInfo& signal, ProcessInfo send
     latched_.signal_at = now;
     latched_.exit_code = exit_code;
     latched_.marker_warnings = std::move(warnings);
+    latched_.detector_warnings = std::move(detector_warnings);
     if (action == SignalAction::kStopWithoutDrain) {
       skip_reason_ = SignalName(signal.signo);
       skip_drain_.store(true);

@@ -35,6 +35,7 @@ struct LatchedStop {
   absl::Time signal_at;
   int exit_code = 0;
   std::vector<std::string> marker_warnings;
+  std::vector<std::string> detector_warnings;
 };
 
 class StopController {

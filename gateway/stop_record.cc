@@ -50,6 +50,7 @@ nlohmann::ordered_json StopRecordToJson(const StopRecord& r) {
       {"previous_run", previous},
       {"detectors", r.chain},
       {"ignored_markers", r.ignored_markers},
+      {"detector_warnings", r.detector_warnings},
   };
   return j;
 }

@@ -51,6 +51,8 @@ struct StopRecord {
   std::vector<std::string> chain;  // detector order in force
   // Markers present but not honoured, each with the reason.
   std::vector<std::string> ignored_markers;
+  // Detectors that could not give an opinion, each with why.
+  std::vector<std::string> detector_warnings;
 };
 
 nlohmann::ordered_json StopRecordToJson(const StopRecord& record);

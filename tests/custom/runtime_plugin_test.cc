@@ -88,10 +88,12 @@ TEST(RuntimePluginTest, GoodPluginDecidesARealStop) {
                          record["sender"]["comm"].get<std::string>(), ") while the deploy lock ",
                          lock_dir, "/deploy.lock exists"))
       << record.dump();
+  EXPECT_EQ(record["detector_warnings"], nlohmann::json::array());
   nlohmann::json instance =
       nlohmann::json::parse(ReadText(gw.state_dir() + "/instance.json"), nullptr, false);
   EXPECT_EQ(instance["detector_plugins"], nlohmann::json::array({DeployLockPlugin()}))
       << instance.dump();
+  EXPECT_EQ(instance["detector_plugin_timeout"], "2s") << instance.dump();
 }
 
 TEST(RuntimePluginTest, ExplainLoadsTheInstancesPlugins) {
@@ -125,6 +127,12 @@ TEST(RuntimePluginTest, CrashInDetectLosesOnlyThePluginsOpinion) {
   EXPECT_EQ(record["detector"], "interactive");
   EXPECT_NE(gw.Log().find("has no opinion: detect() crashed with SIGSEGV"), std::string::npos)
       << gw.Log();
+  ASSERT_EQ(record["detector_warnings"].size(), 1u) << record;
+  EXPECT_NE(record["detector_warnings"][0].get<std::string>().find(
+                "'misbehaving' (" + TestPlugin("crash_on_stop") +
+                ") has no opinion: detect() crashed with SIGSEGV"),
+            std::string::npos)
+      << record;
 }
 
 TEST(RuntimePluginTest, HangInDetectIsCutOffByTheTimeout) {
@@ -142,6 +150,29 @@ TEST(RuntimePluginTest, HangInDetectIsCutOffByTheTimeout) {
   EXPECT_EQ(gw.Record()["class"], "unexpected") << gw.Log();
   EXPECT_NE(gw.Log().find("did not answer within 300ms and was killed"), std::string::npos)
       << gw.Log();
+  ASSERT_EQ(gw.Record()["detector_warnings"].size(), 1u) << gw.Record();
+  EXPECT_NE(gw.Record()["detector_warnings"][0].get<std::string>().find(
+                "did not answer within 300ms and was killed"),
+            std::string::npos);
+}
+
+TEST(RuntimePluginTest, ExplainUsesTheInstancesPluginTimeout) {
+  // The instance cuts a hanging plugin off after 300 ms; explain must
+  // predict with the same limit, not the 2 s default.
+  Gateway::Options options;
+  options.flags = {"--detector_plugin=" + TestPlugin("hang_on_stop"),
+                   "--detector_plugin_timeout=300ms",
+                   absl::StrCat("--detectors=misbehaving,", kDefaultChain)};
+  Gateway gw(TestName(), options);
+  ASSERT_TRUE(gw.WaitReady()) << gw.Log();
+  absl::Time asked = absl::Now();
+  RunResult explain = Gatewayctl({"explain", "--json", "--state_dir=" + gw.state_dir(),
+                                  "--signal=TERM", "--sender=1"});
+  absl::Duration took = absl::Now() - asked;
+  ASSERT_EQ(explain.status.code, 0) << explain.err;
+  EXPECT_LT(took, absl::Milliseconds(1500)) << explain.out << explain.err;
+  EXPECT_NE((explain.out + explain.err).find("did not answer within 300ms"), std::string::npos)
+      << explain.out << explain.err;
 }
 
 // Each broken plugin (or broken use of one) is refused at start-up with one

@@ -82,8 +82,15 @@ int ExplainCommand(const Invocation& inv) {
 
   // The instance's runtime plugins too, told it is a dry run.
   DetectorRegistry::Builder detectors = DetectorRegistry::Builder::FromStaticRegistrations();
+  // With the instance's timeout: a plugin slower than the default but
+  // within the instance's limit must not be reported as timing out here.
   PluginOptions plugin_options;
   plugin_options.dry_run = true;
+  if (absl::Duration timeout; !info.detector_plugin_timeout.empty() &&
+                              absl::ParseDuration(info.detector_plugin_timeout, &timeout) &&
+                              timeout > absl::ZeroDuration()) {
+    plugin_options.detect_timeout = timeout;
+  }
   if (absl::Status loaded = AddRuntimePlugins(info.detector_plugins, plugin_options, &detectors);
       !loaded.ok()) {
     return Fail(inv, CommandError{kExitFailure, absl::StrCat("cannot load the instance's plugins: ",
