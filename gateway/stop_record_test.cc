@@ -33,6 +33,17 @@ class StopRecordTest : public ::testing::Test {
     return record;
   }
 
+  // A successor (started later) records its stop, then we, its
+  // predecessor, record our takeover. Returns the successor.
+  ProcessIdentity RecordSuccessorThenSelf() {
+    ProcessIdentity successor = self_;
+    successor.pid = 4100;
+    successor.start_time_ticks = 1500;
+    WriteStopRecord(*dir_, RecordOf(successor, StopClass::kPlanned));
+    WriteStopRecord(*dir_, RecordOf(self_, StopClass::kTakeover));
+    return successor;
+  }
+
   nlohmann::json Last() { return *ParseJsonObject(*dir_->Read(kLastShutdownFile)); }
 
   std::vector<int> HistoryPids() {
@@ -75,11 +86,7 @@ TEST_F(StopRecordTest, LaterInstanceOnTheSameBootIsRecognised) {
 }
 
 TEST_F(StopRecordTest, PredecessorRecordingAfterItsSuccessorGoesToTheHistoryOnly) {
-  ProcessIdentity successor = self_;
-  successor.pid = 4100;
-  successor.start_time_ticks = 1500;
-  WriteStopRecord(*dir_, RecordOf(successor, StopClass::kPlanned));
-  WriteStopRecord(*dir_, RecordOf(self_, StopClass::kTakeover));
+  ProcessIdentity successor = RecordSuccessorThenSelf();
 
   EXPECT_EQ(Last()["pid"], successor.pid);
   EXPECT_EQ(Last()["class"], "planned");
@@ -119,11 +126,7 @@ TEST_F(StopRecordTest, FindsNothingForAProcessThatLeftNoRecord) {
 }
 
 TEST_F(StopRecordTest, FindsARecordInTheRotatedHistory) {
-  ProcessIdentity successor = self_;
-  successor.pid = 4100;
-  successor.start_time_ticks = 1500;
-  WriteStopRecord(*dir_, RecordOf(successor, StopClass::kPlanned));
-  WriteStopRecord(*dir_, RecordOf(self_, StopClass::kTakeover));
+  ProcessIdentity successor = RecordSuccessorThenSelf();
   ASSERT_EQ(renameat(dir_->fd(), kStopHistoryFile, dir_->fd(),
                      absl::StrCat(kStopHistoryFile, ".1").c_str()),
             0);

@@ -71,6 +71,19 @@ class ReplaceTest : public ::testing::Test {
     gw_ = std::make_unique<Gateway>(TestName(), options);
     ASSERT_TRUE(gw_->WaitReady()) << gw_->Log();
   }
+  // A connection through the gateway that has carried one echo; -1 if none.
+  int OpenWorkingConnection() {
+    int fd = ConnectTo(port_);
+    if (fd >= 0 && SendAll(fd, "one") && RecvExactly(fd, 3) == "one") return fd;
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  // Until the old process has classified its stop as takeover.
+  bool WaitForTakeover() {
+    return WaitFor(
+        [&] { return gw_->Log().find("stop classified as takeover") != std::string::npos; },
+        absl::Seconds(10));
+  }
   RunResult Replace(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"replace", "--json", "--state_dir=" + gw_->state_dir()};
     args.insert(args.end(), extra.begin(), extra.end());
@@ -118,17 +131,12 @@ TEST_F(ReplaceTest, ReplacementsUnderLoadLoseNoConnection) {
 
 TEST_F(ReplaceTest, OpenConnectionIsDrainedByTheOldProcess) {
   StartGateway();
-  int fd = ConnectTo(port_);
+  int fd = OpenWorkingConnection();
   ASSERT_GE(fd, 0);
-  ASSERT_TRUE(SendAll(fd, "one"));
-  ASSERT_EQ(RecvExactly(fd, 3), "one");
   pid_t old_pid = gw_->pid();
   std::thread replace([&] { EXPECT_EQ(Replace().status.code, 0); });
   // The old process drains: the connection still works after the hand-over.
-  ASSERT_TRUE(WaitFor(
-      [&] { return gw_->Log().find("stop classified as takeover") != std::string::npos; },
-      absl::Seconds(10)))
-      << gw_->Log();
+  ASSERT_TRUE(WaitForTakeover()) << gw_->Log();
   EXPECT_NE(InstanceJson(gw_->state_dir())["pid"], old_pid);
   ASSERT_TRUE(SendAll(fd, "two"));
   EXPECT_EQ(RecvExactly(fd, 3), "two");
@@ -151,17 +159,12 @@ TEST_F(ReplaceTest, SuccessorStoppedWhileItsPredecessorDrainsKeepsTheLastRecord)
   // last-shutdown.json must stay the successor's (the newest instance);
   // the old one's takeover goes to the history.
   StartGateway();
-  int fd = ConnectTo(port_);
+  int fd = OpenWorkingConnection();
   ASSERT_GE(fd, 0);
-  ASSERT_TRUE(SendAll(fd, "one"));
-  ASSERT_EQ(RecvExactly(fd, 3), "one");
   pid_t old_pid = gw_->pid();
   RunResult replaced;
   std::thread replace([&] { replaced = Replace(); });
-  ASSERT_TRUE(WaitFor(
-      [&] { return gw_->Log().find("stop classified as takeover") != std::string::npos; },
-      absl::Seconds(10)))
-      << gw_->Log();
+  ASSERT_TRUE(WaitForTakeover()) << gw_->Log();
   int successor = InstanceJson(gw_->state_dir()).value("pid", 0);
   ASSERT_NE(successor, old_pid);
 

@@ -135,12 +135,18 @@ TEST(RuntimePluginTest, CrashInDetectLosesOnlyThePluginsOpinion) {
       << record;
 }
 
-TEST(RuntimePluginTest, HangInDetectIsCutOffByTheTimeout) {
+// A plugin whose detect() never answers during a stop, first in the chain,
+// cut off after 300 ms.
+Gateway::Options HangingPluginOptions() {
   Gateway::Options options;
   options.flags = {"--detector_plugin=" + TestPlugin("hang_on_stop"),
                    "--detector_plugin_timeout=300ms",
                    absl::StrCat("--detectors=misbehaving,", kDefaultChain)};
-  Gateway gw(TestName(), options);
+  return options;
+}
+
+TEST(RuntimePluginTest, HangInDetectIsCutOffByTheTimeout) {
+  Gateway gw(TestName(), HangingPluginOptions());
   ASSERT_TRUE(gw.WaitReady()) << gw.Log();
   absl::Time signalled = absl::Now();
   SignalFromSibling(gw.pid(), SIGTERM);
@@ -159,11 +165,7 @@ TEST(RuntimePluginTest, HangInDetectIsCutOffByTheTimeout) {
 TEST(RuntimePluginTest, ExplainUsesTheInstancesPluginTimeout) {
   // The instance cuts a hanging plugin off after 300 ms; explain must
   // predict with the same limit, not the 2 s default.
-  Gateway::Options options;
-  options.flags = {"--detector_plugin=" + TestPlugin("hang_on_stop"),
-                   "--detector_plugin_timeout=300ms",
-                   absl::StrCat("--detectors=misbehaving,", kDefaultChain)};
-  Gateway gw(TestName(), options);
+  Gateway gw(TestName(), HangingPluginOptions());
   ASSERT_TRUE(gw.WaitReady()) << gw.Log();
   absl::Time asked = absl::Now();
   RunResult explain = Gatewayctl({"explain", "--json", "--state_dir=" + gw.state_dir(),
