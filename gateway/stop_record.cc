@@ -103,7 +103,9 @@ void WriteStopRecord(const StateDirectory& dir, const StopRecord& record) {
   } else {
     absl::Status written = dir.WriteAtomically(kLastShutdownFile, json.dump(2) + "\n", 0644);
     if (!written.ok()) {
-      LOG(ERROR) << "could not write the stop record: " << written.message();
+      // The log is then the only copy: the whole record goes into it.
+      LOG(ERROR) << "could not write the stop record: " << written.message()
+                 << "; the record: " << json.dump();
     } else {
       LOG(INFO) << "stop record written to " << dir.PathOf(kLastShutdownFile);
     }

@@ -69,7 +69,8 @@ bool IsRecordOfALaterInstance(const nlohmann::json& existing, const ProcessIdent
 // predecessor that finishes draining after its successor already stopped
 // (and recorded) leaves the successor's record there and goes only to the
 // history. Writers on one state directory are serialised by an flock on
-// the directory. Failures are logged; the stop goes on.
+// the directory. Failures are logged, with the whole record when
+// last-shutdown.json cannot be written; the stop and its exit status go on.
 void WriteStopRecord(const StateDirectory& dir, const StopRecord& record);
 
 // The record `who` left: last-shutdown.json if it is theirs, else the

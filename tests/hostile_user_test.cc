@@ -186,6 +186,48 @@ TEST_F(HostileUserTest, GroupWritableOrForeignOrSymlinkedStateDirIsRefusedAtStar
   }
 }
 
+// Not hostile, a fault: the state directory stops being writable while the
+// gateway runs (a remount read-only, a chmod by an operator). Run as nobody
+// because root writes through any mode bits.
+TEST_F(HostileUserTest, StateDirThatBecomesUnwritableKeepsTheVerdictAndLogsTheRecord) {
+  ASSERT_EQ(RunCommand({"/bin/cp", Runfile("gateway/gateway"), root_ + "/gateway"}).status.code, 0);
+  std::string state = root_ + "/state";
+  ASSERT_EQ(mkdir(state.c_str(), 0700), 0);
+  ASSERT_EQ(chown(state.c_str(), kNobody, kNobody), 0);
+  Gateway::Options options;
+  options.state_dir = state;
+  options.binary = root_ + "/gateway";
+  options.uid = kNobody;
+  Gateway gw(TestName(), options);
+  ASSERT_TRUE(gw.WaitReady()) << gw.Log();
+  ASSERT_EQ(chmod(state.c_str(), 0500), 0);
+  SignalFromSibling(gw.pid(), SIGTERM);  // a stray kill: unexpected
+  ExitStatus exit = gw.Wait();
+  EXPECT_TRUE(exit.exited && exit.code == 1) << exit.Describe() << gw.Log();
+  EXPECT_FALSE(Exists(state + "/last-shutdown.json"));
+  // The record is not lost: the log carries all of it.
+  std::string log = gw.Log();
+  size_t at = log.find("could not write the stop record: ");
+  ASSERT_NE(at, std::string::npos) << log;
+  std::string line = log.substr(at, log.find('\n', at) - at);
+  EXPECT_TRUE(absl::StrContains(line, "Permission denied")) << line;
+  size_t json = line.find("; the record: ");
+  ASSERT_NE(json, std::string::npos) << line;
+  nlohmann::json record =
+      nlohmann::json::parse(line.substr(json + strlen("; the record: ")), nullptr, false);
+  ASSERT_TRUE(record.is_object()) << line;
+  EXPECT_EQ(record["class"], "unexpected");
+  EXPECT_EQ(record["pid"], gw.pid());
+  EXPECT_EQ(record["exit_code"], 1);
+
+  // Unwritable before start: one line, configuration error, nothing served.
+  Gateway refused(TestName() + "-again", options);
+  ExitStatus again = refused.Wait();
+  EXPECT_TRUE(again.exited && again.code == 78) << again.Describe() << refused.Log();
+  EXPECT_EQ(refused.Log(),
+            absl::StrCat("gateway: error: state directory ", state, " is not writable by this user\n"));
+}
+
 // What a process running as nobody gets from the control socket: it
 // connects and asks for a replacement. gatewayctl itself cannot be used:
 // it refuses a state directory owned by another user before connecting.

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -101,6 +102,10 @@ Child::Child(Options options) {
     dup2(out, 1);
     dup2(err, 2);
     if (!options.cwd.empty() && chdir(options.cwd.c_str()) != 0) ExitForkedChild(126);
+    if (options.uid && (setgroups(0, nullptr) != 0 || setresgid(*options.uid, *options.uid, *options.uid) != 0 ||
+                        setresuid(*options.uid, *options.uid, *options.uid) != 0)) {
+      ExitForkedChild(125);
+    }
     sigset_t empty;
     sigemptyset(&empty);
     sigprocmask(SIG_SETMASK, &empty, nullptr);
@@ -271,10 +276,12 @@ Gateway::Gateway(const std::string& test_name, Options options) {
   for (const auto& [key, value] : options.extra_env) env[key] = value;
   Child::Options child;
   // An ephemeral admin port by default: tests run in parallel.
-  child.argv = {Runfile(options.binary), "--state_dir=" + state_dir_, "--admin=127.0.0.1:0"};
+  std::string binary = options.binary[0] == '/' ? options.binary : Runfile(options.binary);
+  child.argv = {binary, "--state_dir=" + state_dir_, "--admin=127.0.0.1:0"};
   for (const std::string& flag : options.flags) child.argv.push_back(flag);
   child.env = env;
   child.output_dir = work;
+  child.uid = options.uid;
   child_ = std::make_unique<Child>(child);
 }
 

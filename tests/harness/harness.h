@@ -44,6 +44,8 @@ class Child {
     std::map<std::string, std::string> env;  // the whole environment
     std::string output_dir;                  // where stdout/stderr go
     std::string cwd;
+    // Runs as this uid and gid, no supplementary groups (needs root).
+    std::optional<uid_t> uid;
   };
   explicit Child(Options options);
   Child(const Child&) = delete;
@@ -118,8 +120,11 @@ struct GatewayOptions {
   std::map<std::string, std::string> extra_env;
   std::string state_dir;  // default: a fresh one for this test
   bool notify = true;     // pass NOTIFY_SOCKET to see READY=1
-  // Runfile path of the binary: the stock gateway, or a gateway_binary().
+  // Runfile path of the binary: the stock gateway, or a gateway_binary();
+  // an absolute path is used as it is.
   std::string binary = "gateway/gateway";
+  // Runs the gateway as this user (uid = gid, no supplementary groups).
+  std::optional<uid_t> uid;
 };
 
 class Gateway {
