@@ -1,6 +1,8 @@
 // JSON helpers; see json_util.h.
 #include "gateway/json_util.h"
 
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 
 namespace gateway {
@@ -25,6 +27,24 @@ absl::StatusOr<nlohmann::json> ParseJsonObject(const std::string& text) {
   return j;
 }
 
+std::optional<int64_t> JsonIntegerIn(const nlohmann::json& value, int64_t min, int64_t max) {
+  if (value.is_number_unsigned()) {
+    uint64_t u = value.get<uint64_t>();
+    if (max < 0 || u > static_cast<uint64_t>(max)) return std::nullopt;
+    return static_cast<int64_t>(u);
+  }
+  if (!value.is_number_integer()) return std::nullopt;
+  int64_t v = value.get<int64_t>();
+  if (v < min || v > max) return std::nullopt;
+  return v;
+}
+
+std::optional<pid_t> JsonPid(const nlohmann::json& value) {
+  std::optional<int64_t> pid = JsonIntegerIn(value, 1, std::numeric_limits<pid_t>::max());
+  if (!pid) return std::nullopt;
+  return static_cast<pid_t>(*pid);
+}
+
 nlohmann::json IdentityToJson(const ProcessIdentity& identity) {
   return {{"pid", identity.pid},
           {"start_time", identity.start_time_ticks},
@@ -32,13 +52,13 @@ nlohmann::json IdentityToJson(const ProcessIdentity& identity) {
 }
 
 absl::StatusOr<ProcessIdentity> IdentityFromJson(const nlohmann::json& j) {
-  if (!j.is_object() || !j.contains("pid") || !j["pid"].is_number_integer() ||
-      !j.contains("start_time") || !j["start_time"].is_number_unsigned() ||
+  std::optional<pid_t> pid = j.is_object() && j.contains("pid") ? JsonPid(j["pid"]) : std::nullopt;
+  if (!pid || !j.contains("start_time") || !j["start_time"].is_number_unsigned() ||
       !j.contains("boot_id") || !j["boot_id"].is_string()) {
     return absl::InvalidArgumentError("identity needs pid, start_time and boot_id");
   }
   ProcessIdentity identity;
-  identity.pid = j["pid"].get<pid_t>();
+  identity.pid = *pid;
   identity.start_time_ticks = j["start_time"].get<uint64_t>();
   identity.boot_id = j["boot_id"].get<std::string>();
   return identity;

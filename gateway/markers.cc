@@ -36,26 +36,8 @@ std::string MarkerToJson(const Marker& m) {
 
 namespace {
 
-// An integer JSON value within [min, max], or nullopt. nlohmann's get<int>()
-// silently wraps 2^32 + N to N, which would let a marker name another pid
-// than its JSON says.
-std::optional<int64_t> IntegerIn(const nlohmann::json& value, int64_t min, int64_t max) {
-  if (value.is_number_unsigned()) {
-    uint64_t u = value.get<uint64_t>();
-    if (max < 0 || u > static_cast<uint64_t>(max)) return std::nullopt;
-    return static_cast<int64_t>(u);
-  }
-  if (!value.is_number_integer()) return std::nullopt;
-  int64_t v = value.get<int64_t>();
-  if (v < min || v > max) return std::nullopt;
-  return v;
-}
-
 std::optional<pid_t> PidIn(const nlohmann::json& j, const char* name) {
-  if (!j.contains(name)) return std::nullopt;
-  std::optional<int64_t> pid = IntegerIn(j[name], 1, std::numeric_limits<pid_t>::max());
-  if (!pid) return std::nullopt;
-  return static_cast<pid_t>(*pid);
+  return j.contains(name) ? JsonPid(j[name]) : std::nullopt;
 }
 
 }  // namespace
@@ -66,7 +48,7 @@ absl::StatusOr<Marker> ParseMarker(const std::string& text) {
   const nlohmann::json& j = *parsed;
   std::optional<int64_t> version;
   if (j.contains("version")) {
-    version = IntegerIn(j["version"], std::numeric_limits<int64_t>::min(),
+    version = JsonIntegerIn(j["version"], std::numeric_limits<int64_t>::min(),
                         std::numeric_limits<int64_t>::max());
   }
   if (!version) return absl::InvalidArgumentError("no integer 'version' field");

@@ -56,12 +56,16 @@ nlohmann::ordered_json StopRecordToJson(const StopRecord& r) {
 }
 
 bool IsRecordOfALaterInstance(const nlohmann::json& existing, const ProcessIdentity& self) {
-  if (!existing.is_object()) return false;
-  auto boot = existing.find("boot_id");
-  auto start = existing.find("start_time");
-  if (boot == existing.end() || !boot->is_string() || *boot != self.boot_id) return false;
-  if (start == existing.end() || !start->is_number_unsigned()) return false;
-  return start->get<uint64_t>() > self.start_time_ticks;
+  absl::StatusOr<ProcessIdentity> writer = IdentityFromJson(existing);
+  return writer.ok() && writer->boot_id == self.boot_id &&
+         writer->start_time_ticks > self.start_time_ticks;
+}
+
+nlohmann::json ReadLastStopRecord(const StateDirectory& dir) {
+  absl::StatusOr<std::string> text = dir.Read(kLastShutdownFile);
+  if (!text.ok()) return nullptr;
+  absl::StatusOr<nlohmann::json> record = ParseJsonObject(*text);
+  return record.ok() ? *record : nlohmann::json(nullptr);
 }
 
 namespace {
@@ -93,13 +97,11 @@ constexpr off_t kHistoryRotateBytes = 1024 * 1024;
 void WriteStopRecord(const StateDirectory& dir, const StopRecord& record) {
   nlohmann::ordered_json json = StopRecordToJson(record);
   RecordLock lock(dir);
-  absl::StatusOr<std::string> existing_text = dir.Read(kLastShutdownFile);
-  absl::StatusOr<nlohmann::json> existing =
-      existing_text.ok() ? ParseJsonObject(*existing_text) : existing_text.status();
-  if (existing.ok() && IsRecordOfALaterInstance(*existing, record.self)) {
+  nlohmann::json existing = ReadLastStopRecord(dir);
+  if (IsRecordOfALaterInstance(existing, record.self)) {
     LOG(INFO) << "stop record appended to " << dir.PathOf(kStopHistoryFile) << " only: "
               << kLastShutdownFile << " already holds the stop of pid "
-              << existing->value("pid", 0) << ", which started after this process";
+              << existing.value("pid", 0) << ", which started after this process";
   } else {
     absl::Status written = dir.WriteAtomically(kLastShutdownFile, json.dump(2) + "\n", 0644);
     if (!written.ok()) {
@@ -124,23 +126,17 @@ void WriteStopRecord(const StateDirectory& dir, const StopRecord& record) {
 
 namespace {
 
+// Whether `record` was left by `who` (same pid and start time).
 bool IsRecordOf(const nlohmann::json& record, const ProcessIdentity& who) {
-  if (!record.is_object()) return false;
-  auto pid = record.find("pid");
-  auto start = record.find("start_time");
-  return pid != record.end() && pid->is_number_integer() && pid->get<int64_t>() == who.pid &&
-         start != record.end() && start->is_number_unsigned() &&
-         start->get<uint64_t>() == who.start_time_ticks;
+  absl::StatusOr<ProcessIdentity> writer = IdentityFromJson(record);
+  return writer.ok() && writer->pid == who.pid && writer->start_time_ticks == who.start_time_ticks;
 }
 
 }  // namespace
 
 nlohmann::json FindStopRecord(const StateDirectory& dir, const ProcessIdentity& who) {
-  absl::StatusOr<std::string> last = dir.Read(kLastShutdownFile);
-  if (last.ok()) {
-    absl::StatusOr<nlohmann::json> record = ParseJsonObject(*last);
-    if (record.ok() && IsRecordOf(*record, who)) return *record;
-  }
+  nlohmann::json last = ReadLastStopRecord(dir);
+  if (IsRecordOf(last, who)) return last;
   for (const std::string& name : {std::string(kStopHistoryFile), absl::StrCat(kStopHistoryFile, ".1")}) {
     absl::StatusOr<std::string> history = dir.Read(name);
     if (!history.ok()) continue;

@@ -62,6 +62,9 @@ nlohmann::ordered_json StopRecordToJson(const StopRecord& record);
 // instance runs per state directory, except during a takeover.
 bool IsRecordOfALaterInstance(const nlohmann::json& existing, const ProcessIdentity& self);
 
+// last-shutdown.json parsed; null when absent or not a JSON object.
+nlohmann::json ReadLastStopRecord(const StateDirectory& dir);
+
 // Writes the record: last-shutdown.json (atomic and fsync'd: the durable
 // answer), then one line appended to stop-history.jsonl (every stop, not
 // fsync'd: history is best effort), rotated to stop-history.jsonl.1 past

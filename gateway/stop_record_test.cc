@@ -123,6 +123,12 @@ TEST_F(StopRecordTest, FindsNothingForAProcessThatLeftNoRecord) {
   ProcessIdentity same_pid_other_process = self_;
   same_pid_other_process.start_time_ticks = 2000;
   EXPECT_TRUE(FindStopRecord(*dir_, same_pid_other_process).is_null());
+  // A pid that only wraps to ours (2^32 + pid) is not ours.
+  nlohmann::json wrapped = StopRecordToJson(RecordOf(self_, StopClass::kPlanned));
+  wrapped["pid"] = (uint64_t{1} << 32) + static_cast<uint64_t>(self_.pid);
+  ASSERT_TRUE(dir_->WriteAtomically(kLastShutdownFile, wrapped.dump()).ok());
+  ASSERT_TRUE(dir_->Remove(kStopHistoryFile).ok());
+  EXPECT_TRUE(FindStopRecord(*dir_, self_).is_null());
 }
 
 TEST_F(StopRecordTest, FindsARecordInTheRotatedHistory) {

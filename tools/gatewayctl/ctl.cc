@@ -44,13 +44,6 @@ absl::StatusOr<Located> LocateRunning(const std::string& state_dir) {
   return located;
 }
 
-nlohmann::json ReadLastRecord(const StateDirectory& dir) {
-  absl::StatusOr<std::string> text = dir.Read(kLastShutdownFile);
-  if (!text.ok()) return nullptr;
-  absl::StatusOr<nlohmann::json> j = ParseJsonObject(*text);
-  return j.ok() ? *j : nlohmann::json(nullptr);
-}
-
 void PrintResult(const Invocation& inv, const nlohmann::json& json, const std::string& text) {
   if (inv.json) {
     std::printf("%s\n", json.dump().c_str());

@@ -45,9 +45,6 @@ absl::StatusOr<Located> Locate(const std::string& state_dir);
 // Like Locate, but fails with "no gateway is running" unless one is alive.
 absl::StatusOr<Located> LocateRunning(const std::string& state_dir);
 
-// The last stop record, parsed; null when absent or unreadable.
-nlohmann::json ReadLastRecord(const StateDirectory& dir);
-
 // Prints the result: `json` with --json, else `text` (ends with newline).
 void PrintResult(const Invocation& inv, const nlohmann::json& json, const std::string& text);
 // Prints a failure as one line on stderr (and {"error": ...} with --json)

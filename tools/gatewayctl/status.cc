@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "gateway/control_server.h"
 #include "gateway/json_util.h"
+#include "gateway/stop_record.h"
 #include "tools/gatewayctl/commands.h"
 
 namespace gateway::ctl {
@@ -29,7 +30,7 @@ int StatusCommand(const Invocation& inv) {
     if (absl::IsNotFound(located.status())) return Fail(inv, located.status(), kExitNotRunning);
     return Fail(inv, located.status());
   }
-  nlohmann::json record = ReadLastRecord(*located->dir);
+  nlohmann::json record = ReadLastStopRecord(*located->dir);
   nlohmann::json j = {{"running", located->alive},
                       {"state_dir", located->dir->path()},
                       {"last_shutdown", record}};
