@@ -8,11 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "nlohmann/json.hpp"
 
 namespace gateway {
@@ -128,20 +126,6 @@ absl::Status StateDirectory::Remove(const std::string& name) const {
   return absl::OkStatus();
 }
 
-namespace {
-
-// The writer's pid in ".NAME.PID.tmp" (sys.cc: WriteFileAtomically), or 0.
-pid_t TempFileWriter(absl::string_view name) {
-  if (!absl::ConsumePrefix(&name, ".") || !absl::ConsumeSuffix(&name, ".tmp")) return 0;
-  size_t dot = name.rfind('.');
-  if (dot == absl::string_view::npos || dot == 0) return 0;
-  int pid = 0;
-  if (!absl::SimpleAtoi(name.substr(dot + 1), &pid) || pid <= 0) return 0;
-  return pid;
-}
-
-}  // namespace
-
 int StateDirectory::RemoveStaleTempFiles() const {
   int copy = RetryOnEintr([&] { return openat(fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
   if (copy < 0) return 0;
@@ -152,7 +136,7 @@ int StateDirectory::RemoveStaleTempFiles() const {
   }
   std::vector<std::string> stale;
   while (dirent* entry = readdir(listing)) {
-    pid_t writer = TempFileWriter(entry->d_name);
+    pid_t writer = AtomicWriteTempWriter(entry->d_name);
     if (writer > 0 && kill(writer, 0) != 0 && errno == ESRCH) stale.push_back(entry->d_name);
   }
   closedir(listing);

@@ -7,7 +7,9 @@
 
 #include <cstring>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace gateway {
 
@@ -69,9 +71,22 @@ absl::Status WriteAll(int fd, absl::string_view data) {
   return absl::OkStatus();
 }
 
+std::string AtomicWriteTempName(absl::string_view name, pid_t pid) {
+  return absl::StrCat(".", name, ".", pid, ".tmp");
+}
+
+pid_t AtomicWriteTempWriter(absl::string_view file) {
+  if (!absl::ConsumePrefix(&file, ".") || !absl::ConsumeSuffix(&file, ".tmp")) return 0;
+  size_t dot = file.rfind('.');
+  if (dot == absl::string_view::npos || dot == 0) return 0;
+  int pid = 0;
+  if (!absl::SimpleAtoi(file.substr(dot + 1), &pid) || pid <= 0) return 0;
+  return pid;
+}
+
 absl::Status WriteFileAtomically(int dirfd, const std::string& name,
                                  absl::string_view contents, mode_t mode) {
-  std::string temp = absl::StrCat(".", name, ".", getpid(), ".tmp");
+  std::string temp = AtomicWriteTempName(name, getpid());
   unlinkat(dirfd, temp.c_str(), 0);  // A leftover of this pid's crash.
   UniqueFd fd(RetryOnEintr([&] {
     return openat(dirfd, temp.c_str(),

@@ -65,6 +65,11 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 // A reader sees the old file or the new one, never a torn one.
 absl::Status WriteFileAtomically(int dirfd, const std::string& name,
                                  absl::string_view contents, mode_t mode);
+// The temporary file WriteFileAtomically uses for `name` in process `pid`
+// (".NAME.PID.tmp"), and the reverse: the writer's pid in such a file
+// name, or 0 if `file` is not one.
+std::string AtomicWriteTempName(absl::string_view name, pid_t pid);
+pid_t AtomicWriteTempWriter(absl::string_view file);
 
 // Writes all of `data`, retrying short writes and EINTR.
 absl::Status WriteAll(int fd, absl::string_view data);
