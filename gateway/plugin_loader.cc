@@ -232,14 +232,19 @@ std::vector<std::string> DetectorPluginPathsFromFlags() {
   return paths;
 }
 
-absl::StatusOr<PluginOptions> PluginOptionsFromFlags() {
-  PluginOptions options;
-  absl::StatusOr<absl::Duration> timeout =
-      ParseDurationFlag("detector_plugin_timeout", FLAGS_detector_plugin_timeout);
+absl::StatusOr<absl::Duration> ParsePluginTimeout(const std::string& text) {
+  absl::StatusOr<absl::Duration> timeout = ParseDurationFlag("detector_plugin_timeout", text);
   if (!timeout.ok()) return timeout.status();
   if (*timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--detector_plugin_timeout must be positive");
   }
+  return *timeout;
+}
+
+absl::StatusOr<PluginOptions> PluginOptionsFromFlags() {
+  absl::StatusOr<absl::Duration> timeout = ParsePluginTimeout(FLAGS_detector_plugin_timeout);
+  if (!timeout.ok()) return timeout.status();
+  PluginOptions options;
   options.detect_timeout = *timeout;
   return options;
 }

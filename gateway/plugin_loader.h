@@ -31,8 +31,10 @@ struct PluginOptions {
 // The absolute paths named by --detector_plugin (repeated or
 // comma-separated), in order.
 std::vector<std::string> DetectorPluginPathsFromFlags();
-// --detector_plugin_timeout as options; InvalidArgument if not a positive
-// duration.
+// A --detector_plugin_timeout value ("2s", "300ms"); InvalidArgument if it
+// is not a positive duration.
+absl::StatusOr<absl::Duration> ParsePluginTimeout(const std::string& text);
+// --detector_plugin_timeout as options.
 absl::StatusOr<PluginOptions> PluginOptionsFromFlags();
 
 // Loads the plugins named by --detector_plugin with

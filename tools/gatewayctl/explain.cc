@@ -86,10 +86,10 @@ int ExplainCommand(const Invocation& inv) {
   // within the instance's limit must not be reported as timing out here.
   PluginOptions plugin_options;
   plugin_options.dry_run = true;
-  if (absl::Duration timeout; !info.detector_plugin_timeout.empty() &&
-                              absl::ParseDuration(info.detector_plugin_timeout, &timeout) &&
-                              timeout > absl::ZeroDuration()) {
-    plugin_options.detect_timeout = timeout;
+  // (An instance from before the field existed has none: the default.)
+  if (absl::StatusOr<absl::Duration> timeout = ParsePluginTimeout(info.detector_plugin_timeout);
+      timeout.ok()) {
+    plugin_options.detect_timeout = *timeout;
   }
   if (absl::Status loaded = AddRuntimePlugins(info.detector_plugins, plugin_options, &detectors);
       !loaded.ok()) {
