@@ -29,6 +29,7 @@
 #include "gateway/plugin_loader.h"
 #include "gateway/proxy.h"
 #include "gateway/replacement.h"
+#include "gateway/resources.h"
 #include "gateway/routes.h"
 #include "gateway/sd_notify.h"
 #include "gateway/signals.h"
@@ -240,6 +241,8 @@ int Main(int argc, char** argv) {
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
   google::InstallFailureSignalHandler();
+  // As HAProxy and nginx do: every connection costs two descriptors.
+  const rlimit descriptors = RaiseDescriptorLimit();
 
   DetectorRegistry::Builder detectors = DetectorRegistry::Builder::FromStaticRegistrations();
   if (absl::Status loaded = AddRuntimePlugins(&detectors); !loaded.ok()) {
@@ -426,7 +429,7 @@ int Main(int argc, char** argv) {
             << state_dir.path() << "; admin "
             << (admin_bound.empty() ? "disabled" : "http://" + admin_bound + "/")
             << "; detectors " << absl::StrJoin(chain_names, ",") << "; exit codes "
-            << exit_policy.ToString();
+            << exit_policy.ToString() << "; descriptor limit " << descriptors.rlim_cur;
   if (routes.empty()) {
     LOG(INFO) << "no routes configured: add --route=LISTEN=UPSTREAM or --config=FILE";
   }
