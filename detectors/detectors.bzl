@@ -7,7 +7,7 @@ a statically linked cc_binary silently drops the detector.
 """
 
 # The detectors compiled into //gateway by default. The default chain
-# (DefaultDetectorOrder in gateway/detector_registry.cc) is the start of this
+# (DefaultDetectorOrder in gateway/stop/detector_registry.cc) is the start of this
 # list, in this order; a detector appended after it is compiled in but runs
 # only when named in --detectors. //tests/custom:compiled_in_detector_test
 # checks both. Optional detectors such as //detectors/maintenance_window are
@@ -37,7 +37,7 @@ def gateway_detector(name, srcs, hdrs = [], deps = [], visibility = None, **kwar
         name = name,
         srcs = srcs,
         hdrs = hdrs,
-        deps = deps + [Label("//gateway:detector_api")],
+        deps = deps + [Label("//gateway/stop:detector_api")],
         alwayslink = True,
         visibility = visibility or ["//visibility:public"],
         **kwargs
@@ -50,8 +50,8 @@ def gateway_detector_test(name, srcs, detector, deps = [], **kwargs):
         srcs = srcs,
         deps = deps + [
             detector,
-            Label("//gateway:detector_api"),
-            Label("//gateway:testing"),
+            Label("//gateway/stop:detector_api"),
+            Label("//gateway/stop:testing"),
             Label("@system//:gtest_main"),
         ],
         **kwargs

@@ -9,8 +9,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "gateway/detector_registry.h"
-#include "gateway/process_roles.h"
+#include "gateway/stop/detector_registry.h"
+#include "gateway/stop/process_roles.h"
 
 namespace gateway {
 namespace {

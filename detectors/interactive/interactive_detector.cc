@@ -4,7 +4,7 @@
 #include <signal.h>
 
 #include "absl/strings/str_cat.h"
-#include "gateway/detector_registry.h"
+#include "gateway/stop/detector_registry.h"
 
 namespace gateway {
 namespace {

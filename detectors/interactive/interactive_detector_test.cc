@@ -1,7 +1,7 @@
 // The interactive detector on fabricated contexts.
 #include <signal.h>
 
-#include "gateway/stop_context_testing.h"
+#include "gateway/stop/stop_context_testing.h"
 #include "gtest/gtest.h"
 
 namespace gateway {

@@ -10,7 +10,7 @@
 // is logged at the stop and the detector then has no opinion.
 #include "absl/strings/str_cat.h"
 #include "detectors/maintenance_window/maintenance_window.h"
-#include "gateway/detector_registry.h"
+#include "gateway/stop/detector_registry.h"
 #include "glog/logging.h"
 
 namespace gateway {

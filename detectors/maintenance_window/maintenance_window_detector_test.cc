@@ -3,7 +3,7 @@
 #include "detectors/maintenance_window/maintenance_window.h"
 
 #include "absl/time/civil_time.h"
-#include "gateway/stop_context_testing.h"
+#include "gateway/stop/stop_context_testing.h"
 #include "gtest/gtest.h"
 
 namespace gateway {

@@ -1,9 +1,9 @@
 // planned_stop_file: gatewayctl stop/mark-planned or a supervisor's stop hook wrote planned-stop.json naming this process.
 // The marker must name this exact process (pid, start time, boot id), be a
-// private regular file and be within its TTL (gateway/markers.h); it is
+// private regular file and be within its TTL (gateway/stop/markers.h); it is
 // consumed when, and only when, it decides the stop.
-#include "gateway/detector_registry.h"
-#include "gateway/marker_verdict.h"
+#include "gateway/stop/detector_registry.h"
+#include "gateway/stop/marker_verdict.h"
 
 namespace gateway {
 namespace {

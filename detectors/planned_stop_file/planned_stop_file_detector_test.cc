@@ -1,6 +1,6 @@
 // The planned_stop_file detector on fabricated contexts. Marker parsing and
-// each rejection reason on disk are tested in gateway/markers_test.cc.
-#include "gateway/stop_context_testing.h"
+// each rejection reason on disk are tested in gateway/stop/markers_test.cc.
+#include "gateway/stop/stop_context_testing.h"
 #include "gtest/gtest.h"
 
 namespace gateway {

@@ -1,4 +1,4 @@
-/* deploy_lock: a runtime detector plugin (C ABI, gateway/plugin_abi.h).
+/* deploy_lock: a runtime detector plugin (C ABI, gateway/plugins/plugin_abi.h).
  *
  * Deploy tools often hold a lock file while they restart services. A stop
  * signal that arrives while the file named by GATEWAY_DEPLOY_LOCK (in the
@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "gateway/plugin_abi.h"
+#include "gateway/plugins/plugin_abi.h"
 
 static int32_t DetectDeployLock(const struct gateway_stop_context* ctx, char* evidence,
                                 size_t evidence_size) {

@@ -1,5 +1,5 @@
 // The supervisor detector on fabricated contexts.
-#include "gateway/stop_context_testing.h"
+#include "gateway/stop/stop_context_testing.h"
 #include "gtest/gtest.h"
 
 namespace gateway {

@@ -2,8 +2,8 @@
 // naive rule "INVOCATION_ID set ⇒ planned" gets wrong.
 #include <signal.h>
 
-#include "gateway/detector_chain.h"
-#include "gateway/stop_context_testing.h"
+#include "gateway/stop/detector_chain.h"
+#include "gateway/stop/stop_context_testing.h"
 #include "gtest/gtest.h"
 
 namespace gateway {

@@ -1,5 +1,5 @@
 // Black-box: runtime detector plugins (--detector_plugin, C ABI in
-// gateway/plugin_abi.h) in the real //gateway. A good plugin decides a real
+// gateway/plugins/plugin_abi.h) in the real //gateway. A good plugin decides a real
 // stop and gatewayctl explain sees it; every broken plugin is one line and
 // exit 78 at start-up; a plugin that crashes or hangs during a stop loses
 // only its own opinion, never the stop record.

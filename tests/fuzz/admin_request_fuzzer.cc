@@ -19,10 +19,10 @@
 #include <string>
 
 #include "absl/time/clock.h"
-#include "gateway/admin_server.h"
-#include "gateway/net.h"
-#include "gateway/routes.h"
-#include "gateway/telemetry.h"
+#include "gateway/ops/admin_server.h"
+#include "gateway/base/net.h"
+#include "gateway/dataplane/routes.h"
+#include "gateway/dataplane/telemetry.h"
 
 namespace {
 

@@ -41,13 +41,14 @@ cxxflags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -I"$root"
   -fsanitize=address,undefined -fno-sanitize-recover=undefined)
 
 # The gateway sources the targets need, each compiled once.
-sources=(json_util proc sys state_dir markers net routes telemetry stop_record
-  stop_context admin_server plugin_boundary)
+sources=(base/json_util base/proc base/sys base/state_dir stop/markers base/net
+  dataplane/routes dataplane/telemetry stop/stop_record stop/stop_context ops/admin_server
+  plugins/plugin_boundary)
 objects=()
 for s in "${sources[@]}"; do
   clang++-14 "${cxxflags[@]}" -fsanitize=fuzzer-no-link -c "$root/gateway/$s.cc" \
-    -o "$out/obj/$s.o"
-  objects+=("$out/obj/$s.o")
+    -o "$out/obj/${s//\//_}.o"
+  objects+=("$out/obj/${s//\//_}.o")
 done
 
 status=0

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "absl/time/clock.h"
-#include "gateway/markers.h"
+#include "gateway/stop/markers.h"
 #include "nlohmann/json.hpp"
 
 namespace {

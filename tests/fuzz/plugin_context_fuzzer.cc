@@ -1,4 +1,4 @@
-// libFuzzer target for the runtime-plugin boundary (gateway/plugin_boundary.h):
+// libFuzzer target for the runtime-plugin boundary (gateway/plugins/plugin_boundary.h):
 // a StopContext built from fuzzed strings (sender and parent names, boot
 // id, captured environment) is turned into the C view a plugin reads, a
 // simulated plugin reads every field and asks for fuzzed environment
@@ -14,7 +14,7 @@
 #include <cstring>
 #include <string>
 
-#include "gateway/plugin_boundary.h"
+#include "gateway/plugins/plugin_boundary.h"
 #include "nlohmann/json.hpp"
 
 namespace {

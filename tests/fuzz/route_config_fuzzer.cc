@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "gateway/routes.h"
+#include "gateway/dataplane/routes.h"
 
 namespace {
 

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "gateway/net.h"
+#include "gateway/base/net.h"
 
 namespace gateway::bench {
 

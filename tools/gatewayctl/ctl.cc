@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
-#include "gateway/json_util.h"
+#include "gateway/base/json_util.h"
 
 namespace gateway::ctl {
 

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "gateway/instance.h"
-#include "gateway/state_dir.h"
+#include "gateway/stop/instance.h"
+#include "gateway/base/state_dir.h"
 #include "nlohmann/json.hpp"
 
 namespace gateway::ctl {

@@ -2,7 +2,7 @@
 #include "tools/gatewayctl/deploy.h"
 
 #include "absl/strings/str_split.h"
-#include "gateway/flags.h"
+#include "gateway/base/flags.h"
 #include "gflags/gflags.h"
 
 DEFINE_string(drain_timeout, "30s",

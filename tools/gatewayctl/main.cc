@@ -6,9 +6,9 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
-#include "gateway/flags.h"
-#include "gateway/proc.h"
-#include "gateway/state_dir.h"
+#include "gateway/base/flags.h"
+#include "gateway/base/proc.h"
+#include "gateway/base/state_dir.h"
 #include "gflags/gflags.h"
 #include "tools/gatewayctl/commands.h"
 

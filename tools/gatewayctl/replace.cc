@@ -10,9 +10,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "gateway/control_server.h"
-#include "gateway/flags.h"
-#include "gateway/stop_record.h"
+#include "gateway/ops/control_server.h"
+#include "gateway/base/flags.h"
+#include "gateway/stop/stop_record.h"
 #include "gflags/gflags.h"
 #include "tools/gatewayctl/commands.h"
 

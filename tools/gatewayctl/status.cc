@@ -4,9 +4,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "gateway/control_server.h"
-#include "gateway/json_util.h"
-#include "gateway/stop_record.h"
+#include "gateway/ops/control_server.h"
+#include "gateway/base/json_util.h"
+#include "gateway/stop/stop_record.h"
 #include "tools/gatewayctl/commands.h"
 
 namespace gateway::ctl {

@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
-#include "gateway/flags.h"
+#include "gateway/base/flags.h"
 #include "gflags/gflags.h"
 #include "tools/gatewayctl/commands.h"
 #include "tools/gatewayctl/deploy.h"

@@ -1,6 +1,6 @@
 // my_detector: a stop signal sent by our deploy tool, a program named
 // "deployer", is planned.
-#include "gateway/detector_registry.h"
+#include "gateway/stop/detector_registry.h"
 
 namespace my_deployment {
 namespace {

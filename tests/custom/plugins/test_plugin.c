@@ -1,12 +1,12 @@
 /* A detector plugin that misbehaves in one chosen way (see BUILD.bazel),
- * for the tests of gateway/plugin_loader.cc. Apart from the defect it is a
+ * for the tests of gateway/plugins/plugin_loader.cc. Apart from the defect it is a
  * well-formed plugin that has no opinion. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "gateway/plugin_abi.h"
+#include "gateway/plugins/plugin_abi.h"
 
 /* A wild pointer, not NULL: UBSan's null check would turn a NULL load
  * into its own report and exit 1, and the tests want a real SIGSEGV. */

@@ -1,0 +1,478 @@
+// See proxy.h. The relay rules, learned the hard way:
+//  - splice(socket → pipe) with SPLICE_F_NONBLOCK returns EAGAIN both for
+//    "socket empty" and "pipe full". A direction therefore splices into its
+//    pipe only when the pipe is empty; then EAGAIN can only mean "socket
+//    empty", and edge-triggered epoll never stalls on a full pipe.
+//  - Data and FIN can arrive in one wake-up: every wake-up pumps until
+//    EAGAIN or end of stream, so the FIN is never missed.
+//  - A pipe is held only while it has bytes in flight and goes back to a
+//    small pool afterwards, so idle connections hold no pipes; this keeps
+//    unprivileged users inside fs.pipe-user-pages-soft.
+#include "gateway/dataplane/proxy.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "glog/logging.h"
+#include "gateway/base/net.h"
+
+namespace gateway {
+namespace {
+
+// Large enough that bulk transfers need few system calls; the pool bounds
+// how many exist.
+constexpr int kPipeBytes = 256 * 1024;
+constexpr size_t kPipePoolMax = 64;
+constexpr absl::Duration kAcceptPause = absl::Milliseconds(100);
+constexpr int kMaxEvents = 256;
+
+class FdWatcher : public Watcher {
+ public:
+  explicit FdWatcher(std::function<void()> on_readable) : on_readable_(std::move(on_readable)) {}
+  void OnEvents(uint32_t) override { on_readable_(); }
+
+ private:
+  std::function<void()> on_readable_;
+};
+
+}  // namespace
+
+class Proxy::Listener : public Watcher {
+ public:
+  Listener(Proxy* proxy, Route route, UniqueFd fd, RouteStats* stats)
+      : proxy_(proxy), route_(std::move(route)), fd_(std::move(fd)), stats_(stats) {}
+  void OnEvents(uint32_t) override { proxy_->AcceptFrom(this); }
+
+  Proxy* proxy_;
+  Route route_;
+  UniqueFd fd_;
+  RouteStats* stats_;
+};
+
+class Proxy::Connection {
+ public:
+  // One direction of the relay: bytes from `src` to `dst` through `pipe`.
+  struct Direction {
+    std::optional<Pipe> pipe;
+    size_t in_pipe = 0;
+    bool eof = false;       // read end of stream from src
+    bool shut = false;      // propagated it with shutdown(dst, SHUT_WR)
+    std::atomic<int64_t>* bytes = nullptr;
+  };
+  enum class Pumped { kWaiting, kDone, kError };
+
+  class Side : public Watcher {
+   public:
+    Side(Connection* connection, bool upstream) : connection_(connection), upstream_(upstream) {}
+    void OnEvents(uint32_t events) override { connection_->OnEvents(events, upstream_); }
+
+   private:
+    Connection* connection_;
+    bool upstream_;
+  };
+
+  Connection(Proxy* proxy, const Route& route, RouteStats* stats, UniqueFd client,
+             UniqueFd upstream)
+      : proxy_(proxy),
+        stats_(stats),
+        connect_deadline_(absl::Now() + route.connect_timeout),
+        client_(std::move(client)),
+        upstream_(std::move(upstream)),
+        client_side_(this, false),
+        upstream_side_(this, true) {
+    to_upstream_.bytes = &stats->bytes_to_upstream;
+    to_client_.bytes = &stats->bytes_to_client;
+  }
+
+  void Start() {
+    // One registration per side for the life of the connection.
+    proxy_->Register(client_.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &client_side_);
+    proxy_->Register(upstream_.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &upstream_side_);
+  }
+
+  void OnEvents(uint32_t events, bool upstream_side) {
+    if (closed_) return;
+    if (!connected_) {
+      if (!upstream_side) return;  // client data waits until the upstream is there
+      int error = 0;
+      socklen_t len = sizeof error;
+      getsockopt(upstream_.get(), SOL_SOCKET, SO_ERROR, &error, &len);
+      if (error != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+        stats_->upstream_connect_errors.fetch_add(1);
+        VLOG(1) << "upstream connect failed: " << std::strerror(error ? error : ECONNREFUSED);
+        proxy_->Close(this);
+        return;
+      }
+      if (!(events & EPOLLOUT)) return;
+      connected_ = true;
+      proxy_->connect_deadlines_.erase({connect_deadline_, this});
+      Pump(true, true);
+      return;
+    }
+    // Readable side X feeds the direction out of X; writable side X drains
+    // the direction into X. Errors and hang-ups go to both.
+    bool readable = events & (EPOLLIN | EPOLLRDHUP);
+    bool writable = events & EPOLLOUT;
+    bool broken = events & (EPOLLERR | EPOLLHUP);
+    bool to_upstream = broken || (upstream_side ? writable : readable);
+    bool to_client = broken || (upstream_side ? readable : writable);
+    Pump(to_upstream, to_client);
+  }
+  void ConnectTimedOut() {
+    stats_->upstream_timeouts.fetch_add(1);
+    proxy_->Close(this);
+  }
+
+  void Pump(bool to_upstream, bool to_client) {
+    if (to_upstream &&
+        PumpDirection(to_upstream_, client_.get(), upstream_.get()) == Pumped::kError) {
+      return proxy_->Close(this);
+    }
+    if (to_client &&
+        PumpDirection(to_client_, upstream_.get(), client_.get()) == Pumped::kError) {
+      return proxy_->Close(this);
+    }
+    if (Finished(to_upstream_) && Finished(to_client_)) proxy_->Close(this);
+  }
+
+  static bool Finished(const Direction& d) { return d.eof && d.shut && d.in_pipe == 0; }
+
+  Pumped PumpDirection(Direction& d, int src, int dst) {
+    for (;;) {
+      if (d.in_pipe > 0) {
+        ssize_t n = splice(d.pipe->read_fd, nullptr, dst, nullptr, d.in_pipe,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+          d.in_pipe -= static_cast<size_t>(n);
+          d.bytes->fetch_add(n, std::memory_order_relaxed);
+          continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return Pumped::kWaiting;  // dst full: wait for EPOLLOUT
+        return Pumped::kError;                                  // peer reset
+      }
+      if (d.eof) {
+        if (!d.shut) {
+          shutdown(dst, SHUT_WR);
+          d.shut = true;
+        }
+        ReleasePipe(d);
+        return Pumped::kDone;
+      }
+      if (!d.pipe) {
+        d.pipe = proxy_->AcquirePipe();
+        if (!d.pipe) return Pumped::kError;  // out of descriptors: give up this one
+      }
+      ssize_t n = splice(src, nullptr, d.pipe->write_fd, nullptr, kPipeBytes,
+                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        d.in_pipe = static_cast<size_t>(n);
+        continue;
+      }
+      if (n == 0) {
+        d.eof = true;
+        continue;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {  // the pipe is empty, so the socket is
+        ReleasePipe(d);
+        return Pumped::kWaiting;
+      }
+      return Pumped::kError;
+    }
+  }
+
+  void ReleasePipe(Direction& d) {
+    if (d.pipe && d.in_pipe == 0) {
+      proxy_->ReleasePipe(*d.pipe);
+      d.pipe.reset();
+    }
+  }
+
+  // Closes both sockets; pipes with bytes still in them are discarded.
+  void Shutdown() {
+    closed_ = true;
+    for (Direction* d : {&to_upstream_, &to_client_}) {
+      if (!d->pipe) continue;
+      if (d->in_pipe == 0) {
+        proxy_->ReleasePipe(*d->pipe);
+      } else {
+        close(d->pipe->read_fd);
+        close(d->pipe->write_fd);
+      }
+      d->pipe.reset();
+    }
+    // Closing a descriptor removes its epoll registration only when no
+    // other process holds the same description. A successor between fork
+    // and exec does; then deregister first, or the registration would
+    // outlive this object and report events for freed memory.
+    if (proxy_->child_may_hold_descriptors_) {
+      proxy_->Deregister(client_.get());
+      proxy_->Deregister(upstream_.get());
+    }
+    client_.Reset();
+    upstream_.Reset();
+    stats_->active.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  Proxy* proxy_;
+  RouteStats* stats_;
+  const absl::Time connect_deadline_;
+  UniqueFd client_;
+  UniqueFd upstream_;
+  Side client_side_;
+  Side upstream_side_;
+  Direction to_upstream_;
+  Direction to_client_;
+  bool connected_ = false;
+  bool closed_ = false;
+};
+
+Proxy::Proxy(Telemetry* telemetry)
+    : telemetry_(telemetry), epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {
+  PCHECK(epoll_fd_.valid()) << "epoll_create1";
+}
+
+Proxy::~Proxy() {
+  CloseAllConnections();
+  for (Pipe& pipe : pipe_pool_) {
+    close(pipe.read_fd);
+    close(pipe.write_fd);
+  }
+}
+
+void Proxy::Register(int fd, uint32_t events, Watcher* watcher) {
+  epoll_event event = {};
+  event.events = events;
+  event.data.ptr = watcher;
+  PCHECK(epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &event) == 0) << "epoll_ctl ADD " << fd;
+}
+
+void Proxy::Deregister(int fd) { epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr); }
+
+void Proxy::Watch(int fd, std::function<void()> on_readable) {
+  auto watcher = std::make_unique<FdWatcher>(std::move(on_readable));
+  Register(fd, EPOLLIN, watcher.get());
+  watched_[fd] = std::move(watcher);
+}
+
+void Proxy::Unwatch(int fd) {
+  Deregister(fd);
+  // Freed after the current batch: an event for it may still be pending.
+  auto it = watched_.find(fd);
+  if (it != watched_.end()) {
+    retired_.push_back(std::move(it->second));
+    watched_.erase(it);
+  }
+}
+
+absl::Status Proxy::SetRoutes(const std::vector<Route>& routes,
+                              std::map<std::string, UniqueFd>* inherited) {
+  absl::Status distinct = CheckRoutesAreDistinct(routes);
+  if (!distinct.ok()) return distinct;
+  // First acquire every new listener, so a failure changes nothing.
+  std::map<std::string, UniqueFd> fresh;
+  for (const Route& route : routes) {
+    std::string address = route.listen.ToString();
+    bool kept = std::any_of(listeners_.begin(), listeners_.end(), [&](const auto& l) {
+      return l->route_.listen.ToString() == address;
+    });
+    if (kept) continue;
+    if (inherited != nullptr && inherited->count(address) > 0) {
+      fresh[address] = std::move((*inherited)[address]);
+      inherited->erase(address);
+      continue;
+    }
+    absl::StatusOr<UniqueFd> fd = BindListener(route.listen);
+    if (!fd.ok()) {
+      return absl::Status(fd.status().code(),
+                          absl::StrCat("route ", route.name, ": ", fd.status().message()));
+    }
+    fresh[address] = std::move(*fd);
+  }
+  // Then swap: update kept listeners, add new ones, drop removed ones.
+  std::vector<std::unique_ptr<Listener>> next;
+  for (const Route& route : routes) {
+    std::string address = route.listen.ToString();
+    auto kept = std::find_if(listeners_.begin(), listeners_.end(), [&](const auto& l) {
+      return l && l->route_.listen.ToString() == address;
+    });
+    if (kept != listeners_.end()) {
+      (*kept)->route_ = route;
+      (*kept)->stats_ = telemetry_->StatsFor(route.name);
+      next.push_back(std::move(*kept));
+      continue;
+    }
+    auto listener = std::make_unique<Listener>(this, route, std::move(fresh[address]),
+                                               telemetry_->StatsFor(route.name));
+    SetNonBlocking(listener->fd_.get()).IgnoreError();
+    Register(listener->fd_.get(), EPOLLIN | EPOLLET, listener.get());
+    LOG(INFO) << "route " << route.name << ": listening on " << address << ", relaying to "
+              << route.upstream.ToString();
+    AcceptFrom(listener.get());  // connections may already be queued (inherited)
+    next.push_back(std::move(listener));
+  }
+  for (auto& old : listeners_) {
+    if (!old) continue;
+    LOG(INFO) << "route " << old->route_.name << ": no longer listening on "
+              << old->route_.listen.ToString();
+    epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, old->fd_.get(), nullptr);
+    retired_.push_back(std::move(old));  // an event for it may still be pending
+  }
+  listeners_ = std::move(next);
+  routes_ = routes;
+  telemetry_->SetRoutes(routes);
+  return absl::OkStatus();
+}
+
+void Proxy::AcceptFrom(Listener* listener) {
+  if (accept_paused_until_) return;
+  for (;;) {
+    int fd = accept4(listener->fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      // EMFILE, ENFILE, ENOBUFS, ENOMEM: the queued connection stays queued;
+      // pause instead of spinning on it, and retry on a timer.
+      telemetry_->accept_errors.fetch_add(1);
+      absl::Time now = absl::Now();
+      if (now - last_accept_error_log_ > absl::Seconds(1)) {
+        PLOG(WARNING) << "accept on " << listener->route_.listen.ToString()
+                      << " failed; pausing accepts for "
+                      << absl::FormatDuration(kAcceptPause);
+        last_accept_error_log_ = now;
+      }
+      accept_paused_until_ = now + kAcceptPause;
+      return;
+    }
+    UniqueFd client(fd);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    RouteStats* stats = listener->stats_;
+    stats->total.fetch_add(1, std::memory_order_relaxed);
+    absl::StatusOr<UniqueFd> upstream = StartConnect(listener->route_.upstream);
+    if (!upstream.ok()) {
+      stats->upstream_connect_errors.fetch_add(1);
+      continue;  // closing `client` tells the client at once
+    }
+    stats->active.fetch_add(1, std::memory_order_relaxed);
+    auto connection = std::make_unique<Connection>(this, listener->route_, stats,
+                                                   std::move(client), std::move(*upstream));
+    Connection* raw = connection.release();
+    connections_.insert(raw);
+    connect_deadlines_.insert({raw->connect_deadline_, raw});
+    raw->Start();
+  }
+}
+
+void Proxy::ResumeAccepting() {
+  accept_paused_until_.reset();
+  for (auto& listener : listeners_) {
+    AcceptFrom(listener.get());
+    if (accept_paused_until_) return;
+  }
+}
+
+void Proxy::Close(Connection* connection) {
+  if (connection->closed_) return;
+  connect_deadlines_.erase({connection->connect_deadline_, connection});
+  connection->Shutdown();  // closing the fds removes them from epoll
+  connections_.erase(connection);
+  closed_.emplace_back(connection);
+}
+
+void Proxy::ExpireConnects(absl::Time now) {
+  while (!connect_deadlines_.empty() && connect_deadlines_.begin()->first <= now) {
+    connect_deadlines_.begin()->second->ConnectTimedOut();
+  }
+}
+
+std::optional<Proxy::Pipe> Proxy::AcquirePipe() {
+  if (!pipe_pool_.empty()) {
+    Pipe pipe = pipe_pool_.back();
+    pipe_pool_.pop_back();
+    return pipe;
+  }
+  int fds[2];
+  if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return std::nullopt;
+  // Best effort: over the per-user pipe budget the kernel keeps the default.
+  fcntl(fds[1], F_SETPIPE_SZ, kPipeBytes);
+  return Pipe{fds[0], fds[1]};
+}
+
+void Proxy::ReleasePipe(Pipe pipe) {
+  if (pipe_pool_.size() < kPipePoolMax) {
+    pipe_pool_.push_back(pipe);
+  } else {
+    close(pipe.read_fd);
+    close(pipe.write_fd);
+  }
+}
+
+void Proxy::RunUntil(const std::function<bool()>& done, absl::Time deadline,
+                     absl::Duration tick, const std::function<void()>& on_tick) {
+  epoll_event events[kMaxEvents];
+  absl::Time next_tick = absl::Now() + tick;
+  while (!done()) {
+    absl::Time now = absl::Now();
+    last_iteration_ns_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
+    if (now >= deadline) return;
+    absl::Time wake = std::min(deadline, next_tick);
+    if (!connect_deadlines_.empty()) wake = std::min(wake, connect_deadlines_.begin()->first);
+    if (accept_paused_until_) wake = std::min(wake, *accept_paused_until_);
+    int timeout_ms = static_cast<int>(
+        std::max<int64_t>(0, absl::ToInt64Milliseconds(absl::Ceil(wake - now, absl::Milliseconds(1)))));
+    int n = epoll_wait(epoll_fd_.get(), events, kMaxEvents, timeout_ms);
+    if (n < 0 && errno != EINTR) PLOG(FATAL) << "epoll_wait";
+    for (int i = 0; i < n; ++i) {
+      static_cast<Watcher*>(events[i].data.ptr)->OnEvents(events[i].events);
+    }
+    closed_.clear();
+    retired_.clear();
+    now = absl::Now();
+    ExpireConnects(now);
+    closed_.clear();
+    if (accept_paused_until_ && now >= *accept_paused_until_) ResumeAccepting();
+    if (now >= next_tick) {
+      next_tick = now + tick;
+      if (on_tick) on_tick();
+    }
+  }
+}
+
+void Proxy::StopAccepting() {
+  for (auto& listener : listeners_) {
+    epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, listener->fd_.get(), nullptr);
+    listener->fd_.Reset();
+    retired_.push_back(std::move(listener));
+  }
+  listeners_.clear();
+}
+
+int64_t Proxy::CloseAllConnections() {
+  int64_t count = static_cast<int64_t>(connections_.size());
+  std::vector<Connection*> open(connections_.begin(), connections_.end());
+  for (Connection* connection : open) Close(connection);
+  closed_.clear();
+  return count;
+}
+
+std::vector<std::pair<std::string, int>> Proxy::ListenerFds() const {
+  std::vector<std::pair<std::string, int>> fds;
+  for (const auto& listener : listeners_) {
+    fds.emplace_back(listener->route_.listen.ToString(), listener->fd_.get());
+  }
+  return fds;
+}
+
+}  // namespace gateway

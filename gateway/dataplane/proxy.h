@@ -1,0 +1,121 @@
+// The data plane: one epoll loop (edge-triggered) that accepts on every
+// route's listener, connects to the upstream without blocking, and relays
+// both directions with splice(2) through pooled pipes. Half-close is
+// propagated (shutdown(SHUT_WR) once a side's data is delivered);
+// backpressure is the pipe: a direction reads only when its pipe is empty,
+// so no connection buffers more than one pipe per direction.
+//
+// The loop also watches a few other descriptors (the stop controller's
+// wake-up, the reload trigger, the control socket) through Watch().
+#ifndef GATEWAY_DATAPLANE_PROXY_H_
+#define GATEWAY_DATAPLANE_PROXY_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gateway/dataplane/routes.h"
+#include "gateway/base/sys.h"
+#include "gateway/dataplane/telemetry.h"
+
+namespace gateway {
+
+// Something registered with the event loop.
+class Watcher {
+ public:
+  virtual ~Watcher() = default;
+  virtual void OnEvents(uint32_t events) = 0;
+};
+
+class Proxy {
+ public:
+  explicit Proxy(Telemetry* telemetry);
+  ~Proxy();
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  // Installs `routes`: keeps listeners whose address is unchanged (updating
+  // their upstream), takes a listener for a new address from `inherited`
+  // (keyed by address, e.g. from a predecessor or socket activation) or
+  // binds it, and closes listeners no longer wanted. All or nothing: on
+  // error nothing changes. Unavailable when an address is in use.
+  absl::Status SetRoutes(const std::vector<Route>& routes,
+                         std::map<std::string, UniqueFd>* inherited = nullptr);
+
+  // Watches `fd` for readability (level-triggered); `on_readable` runs on
+  // the loop's thread. The fd stays owned by the caller.
+  void Watch(int fd, std::function<void()> on_readable);
+  void Unwatch(int fd);
+
+  // Runs the loop until `done()` holds (checked after every wake-up) or
+  // `deadline` passes; wakes at least every `tick` to call `on_tick`.
+  void RunUntil(const std::function<bool()>& done, absl::Time deadline = absl::InfiniteFuture(),
+                absl::Duration tick = absl::Seconds(1), const std::function<void()>& on_tick = {});
+
+  // Stops accepting: closes this process's listening descriptors (a
+  // successor holding duplicates keeps accepting on them).
+  void StopAccepting();
+  // Closes every open connection; returns how many were open.
+  int64_t CloseAllConnections();
+  int64_t active_connections() const { return static_cast<int64_t>(connections_.size()); }
+  // When the loop last went round (thread-safe): a stuck loop stops
+  // advancing it, which the systemd watchdog uses as its health check.
+  absl::Time last_iteration() const { return absl::FromUnixNanos(last_iteration_ns_.load()); }
+
+  // Set while a forked child may still hold copies of our descriptors
+  // (between fork and exec of a successor): closes then deregister from
+  // epoll explicitly.
+  void SetChildMayHoldDescriptors(bool value) { child_may_hold_descriptors_ = value; }
+
+  // Listening descriptors by address, for handing to a successor.
+  std::vector<std::pair<std::string, int>> ListenerFds() const;
+  const std::vector<Route>& routes() const { return routes_; }
+
+ private:
+  class Listener;
+  class Connection;
+  struct Pipe {
+    int read_fd = -1;
+    int write_fd = -1;
+  };
+  friend class Listener;
+  friend class Connection;
+
+  void Register(int fd, uint32_t events, Watcher* watcher);
+  void Deregister(int fd);
+  void AcceptFrom(Listener* listener);
+  void ResumeAccepting();
+  void Close(Connection* connection);
+  std::optional<Pipe> AcquirePipe();
+  void ReleasePipe(Pipe pipe);
+  void ExpireConnects(absl::Time now);
+
+  Telemetry* telemetry_;
+  UniqueFd epoll_fd_;
+  std::vector<Route> routes_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::set<Connection*> connections_;
+  std::vector<std::unique_ptr<Connection>> closed_;  // freed after each batch
+  std::set<std::pair<absl::Time, Connection*>> connect_deadlines_;
+  std::vector<Pipe> pipe_pool_;
+  std::map<int, std::unique_ptr<Watcher>> watched_;
+  // Listeners and watchers removed during a batch of events, freed after it.
+  std::vector<std::unique_ptr<Watcher>> retired_;
+  std::optional<absl::Time> accept_paused_until_;
+  bool child_may_hold_descriptors_ = false;
+  std::atomic<int64_t> last_iteration_ns_{absl::GetCurrentTimeNanos()};
+  absl::Time last_accept_error_log_ = absl::InfinitePast();
+};
+
+}  // namespace gateway
+
+#endif  // GATEWAY_DATAPLANE_PROXY_H_

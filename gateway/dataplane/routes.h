@@ -1,0 +1,40 @@
+// Routes: which listen address relays to which upstream. They come from
+// repeated or comma-separated --route=LISTEN=UPSTREAM flags and from a JSON
+// --config file, which SIGHUP re-reads.
+//
+// Config file format:
+//   {"routes": [{"name": "web", "listen": "127.0.0.1:8080",
+//                "upstream": "127.0.0.1:9000", "connect_timeout": "5s"}]}
+#ifndef GATEWAY_DATAPLANE_ROUTES_H_
+#define GATEWAY_DATAPLANE_ROUTES_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "gateway/base/net.h"
+
+namespace gateway {
+
+inline constexpr absl::Duration kDefaultConnectTimeout = absl::Seconds(5);
+
+struct Route {
+  std::string name;  // "web", or the listen address when unnamed
+  SocketAddress listen;
+  SocketAddress upstream;
+  absl::Duration connect_timeout = kDefaultConnectTimeout;
+};
+
+// Parses "127.0.0.1:8080=127.0.0.1:9000,[::1]:8443=[::1]:9443".
+absl::StatusOr<std::vector<Route>> ParseRouteFlag(const std::string& text);
+// Parses the JSON config text; `origin` names it in error messages.
+absl::StatusOr<std::vector<Route>> ParseRouteConfig(const std::string& json,
+                                                    const std::string& origin);
+absl::StatusOr<std::vector<Route>> LoadRouteConfig(const std::string& path);
+// Fails on two routes with the same name or listen address.
+absl::Status CheckRoutesAreDistinct(const std::vector<Route>& routes);
+
+}  // namespace gateway
+
+#endif  // GATEWAY_DATAPLANE_ROUTES_H_

@@ -1,0 +1,165 @@
+// See telemetry.h.
+#include "gateway/dataplane/telemetry.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gateway/base/json_util.h"
+
+namespace gateway {
+
+RouteStats* Telemetry::StatsFor(const std::string& route_name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (RouteStats& stats : stats_) {
+    if (stats.name == route_name) return &stats;
+  }
+  return &stats_.emplace_back(route_name);
+}
+
+void Telemetry::SetRoutes(const std::vector<Route>& routes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  routes_ = routes;
+}
+
+void Telemetry::SetStopped(StopClass stop_class, const std::string& detector) {
+  std::lock_guard<std::mutex> lock(mu_);
+  stop_class_ = std::string(StopClassName(stop_class));
+  stop_detector_ = detector;
+}
+
+int64_t Telemetry::ActiveConnections() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t active = 0;
+  for (const RouteStats& stats : stats_) active += stats.active.load();
+  return active;
+}
+
+nlohmann::json Telemetry::StatusJson() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  nlohmann::json routes = nlohmann::json::array();
+  int64_t active = 0;
+  for (const RouteStats& stats : stats_) active += stats.active.load();
+  for (const Route& route : routes_) {
+    nlohmann::json r = {{"name", route.name},
+                        {"listen", route.listen.ToString()},
+                        {"upstream", route.upstream.ToString()}};
+    for (const RouteStats& stats : stats_) {
+      if (stats.name != route.name) continue;
+      r["connections_active"] = stats.active.load();
+      r["connections_total"] = stats.total.load();
+      r["bytes_to_upstream"] = stats.bytes_to_upstream.load();
+      r["bytes_to_client"] = stats.bytes_to_client.load();
+      r["upstream_errors"] = stats.upstream_connect_errors.load() + stats.upstream_timeouts.load();
+    }
+    routes.push_back(r);
+  }
+  nlohmann::json previous = {{"exit", identity_.previous.exit}};
+  previous["pid"] = identity_.previous.pid ? nlohmann::json(*identity_.previous.pid) : nlohmann::json(nullptr);
+  previous["class"] = identity_.previous.stop_class.empty()
+                          ? nlohmann::json(nullptr)
+                          : nlohmann::json(identity_.previous.stop_class);
+  return {
+      {"pid", identity_.pid},
+      {"started_at", FormatRfc3339(identity_.started_at)},
+      {"uptime_seconds", absl::ToDoubleSeconds(absl::Now() - identity_.started_at)},
+      {"phase", std::string(PhaseName(phase_.load()))},
+      {"ready", phase_.load() == Phase::kServing},
+      {"state_dir", identity_.state_dir},
+      {"detectors", identity_.detectors},
+      {"routes", routes},
+      {"connections_active", active},
+      {"previous_exit", identity_.previous.exit},
+      {"previous_run", previous},
+      {"last_shutdown", identity_.previous_record},
+      {"stop", stop_class_.empty() ? nlohmann::json(nullptr)
+                                   : nlohmann::json{{"class", stop_class_},
+                                                    {"detector", stop_detector_}}},
+  };
+}
+
+namespace {
+
+// Escapes a label value for the Prometheus text format.
+std::string Label(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+void Family(std::string* out, const char* name, const char* type, const char* help) {
+  absl::StrAppend(out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+}
+
+}  // namespace
+
+std::string Telemetry::PrometheusText() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out;
+  struct PerRoute {
+    const char* name;
+    const char* type;
+    const char* help;
+    const std::atomic<int64_t> RouteStats::*field;
+  };
+  const PerRoute per_route[] = {
+      {"gateway_connections_active", "gauge", "Connections being relayed now.", &RouteStats::active},
+      {"gateway_connections_total", "counter", "Connections accepted.", &RouteStats::total},
+      {"gateway_upstream_connect_errors_total", "counter",
+       "Upstream connections refused or failed; the client was closed.",
+       &RouteStats::upstream_connect_errors},
+      {"gateway_upstream_connect_timeouts_total", "counter",
+       "Upstream connections that did not complete within the connect timeout.",
+       &RouteStats::upstream_timeouts},
+  };
+  for (const PerRoute& metric : per_route) {
+    Family(&out, metric.name, metric.type, metric.help);
+    for (const RouteStats& stats : stats_) {
+      absl::StrAppend(&out, metric.name, "{route=\"", Label(stats.name), "\"} ",
+                      (stats.*metric.field).load(), "\n");
+    }
+  }
+  Family(&out, "gateway_bytes_total", "counter", "Bytes relayed, by direction.");
+  for (const RouteStats& stats : stats_) {
+    absl::StrAppend(&out, "gateway_bytes_total{route=\"", Label(stats.name),
+                    "\",direction=\"to_upstream\"} ", stats.bytes_to_upstream.load(), "\n");
+    absl::StrAppend(&out, "gateway_bytes_total{route=\"", Label(stats.name),
+                    "\",direction=\"to_client\"} ", stats.bytes_to_client.load(), "\n");
+  }
+  Family(&out, "gateway_accept_errors_total", "counter",
+         "accept(2) failures such as EMFILE; accepting pauses briefly after each.");
+  absl::StrAppend(&out, "gateway_accept_errors_total ", accept_errors.load(), "\n");
+  Family(&out, "gateway_draining", "gauge", "1 while draining after a stop signal.");
+  absl::StrAppend(&out, "gateway_draining ", phase_.load() == Phase::kDraining ? 1 : 0, "\n");
+  Family(&out, "gateway_ready", "gauge", "1 while serving and ready for traffic.");
+  absl::StrAppend(&out, "gateway_ready ", phase_.load() == Phase::kServing ? 1 : 0, "\n");
+  Family(&out, "gateway_drain_closed_at_deadline_total", "counter",
+         "Connections cut when the drain deadline passed.");
+  absl::StrAppend(&out, "gateway_drain_closed_at_deadline_total ", closed_at_deadline.load(), "\n");
+  Family(&out, "gateway_stops_total", "counter",
+         "Stops of this process by class (0 or 1 each: a verdict is latched once).");
+  for (const char* c : {"takeover", "planned", "unexpected"}) {
+    absl::StrAppend(&out, "gateway_stops_total{class=\"", c, "\"} ", stop_class_ == c ? 1 : 0, "\n");
+  }
+  Family(&out, "gateway_previous_run_info", "gauge",
+         "How the previous run on this state directory ended (exit: none, clean, unclean).");
+  absl::StrAppend(&out, "gateway_previous_run_info{exit=\"", Label(identity_.previous.exit),
+                  "\",class=\"", Label(identity_.previous.stop_class), "\"} 1\n");
+  Family(&out, "gateway_previous_exit_unclean", "gauge",
+         "1 when the previous run died without a stop record (SIGKILL, OOM, crash).");
+  absl::StrAppend(&out, "gateway_previous_exit_unclean ",
+                  identity_.previous.exit == "unclean" ? 1 : 0, "\n");
+  Family(&out, "gateway_config_reloads_total", "counter", "SIGHUP reloads by result.");
+  absl::StrAppend(&out, "gateway_config_reloads_total{result=\"ok\"} ", reloads_ok.load(), "\n");
+  absl::StrAppend(&out, "gateway_config_reloads_total{result=\"failed\"} ", reloads_failed.load(), "\n");
+  Family(&out, "gateway_start_time_seconds", "gauge", "Start time of this process (Unix).");
+  absl::StrAppend(&out, "gateway_start_time_seconds ", absl::ToUnixSeconds(identity_.started_at), "\n");
+  return out;
+}
+
+}  // namespace gateway

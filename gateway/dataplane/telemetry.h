@@ -1,0 +1,82 @@
+// Telemetry: the counters the data plane updates (lock-free) and the state
+// the admin server reports, rendered as /status JSON and /metrics in the
+// Prometheus text format. Written by the event loop, read by the admin
+// server's thread.
+#ifndef GATEWAY_DATAPLANE_TELEMETRY_H_
+#define GATEWAY_DATAPLANE_TELEMETRY_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "gateway/dataplane/routes.h"
+#include "gateway/stop/stop_context.h"
+#include "gateway/stop/stop_record.h"
+#include "nlohmann/json.hpp"
+
+namespace gateway {
+
+struct RouteStats {
+  explicit RouteStats(std::string route_name) : name(std::move(route_name)) {}
+  const std::string name;
+  std::atomic<int64_t> active{0};
+  std::atomic<int64_t> total{0};
+  std::atomic<int64_t> bytes_to_upstream{0};
+  std::atomic<int64_t> bytes_to_client{0};
+  std::atomic<int64_t> upstream_connect_errors{0};
+  std::atomic<int64_t> upstream_timeouts{0};
+};
+
+class Telemetry {
+ public:
+  struct Identity {
+    pid_t pid = 0;
+    absl::Time started_at;
+    std::string state_dir;
+    std::vector<std::string> detectors;
+    PreviousRun previous;
+    nlohmann::json previous_record;  // last-shutdown.json found at start-up
+  };
+
+  explicit Telemetry(Identity identity) : identity_(std::move(identity)) {}
+
+  // Stats live as long as the process, so a route removed by a reload keeps
+  // its counters (Prometheus counters must not go back).
+  RouteStats* StatsFor(const std::string& route_name);
+
+  void SetRoutes(const std::vector<Route>& routes);
+  void SetPhase(Phase phase) { phase_.store(phase); }
+  Phase phase() const { return phase_.load(); }
+  void SetStopped(StopClass stop_class, const std::string& detector);
+
+  std::atomic<int64_t> accept_errors{0};
+  std::atomic<int64_t> closed_at_deadline{0};
+  std::atomic<int64_t> reloads_ok{0};
+  std::atomic<int64_t> reloads_failed{0};
+  std::atomic<int64_t> replacements_started{0};
+  std::atomic<int64_t> replacements_failed{0};
+
+  int64_t ActiveConnections() const;
+  // Ready to take traffic: serving (not starting, not draining).
+  bool Ready() const { return phase_.load() == Phase::kServing; }
+
+  nlohmann::json StatusJson() const;
+  std::string PrometheusText() const;
+
+ private:
+  const Identity identity_;
+  std::atomic<Phase> phase_{Phase::kStarting};
+  mutable std::mutex mu_;
+  std::deque<RouteStats> stats_;      // guarded by mu_ (deque: stable addresses)
+  std::vector<Route> routes_;         // guarded by mu_
+  std::string stop_class_;            // guarded by mu_; empty while running
+  std::string stop_detector_;         // guarded by mu_
+};
+
+}  // namespace gateway
+
+#endif  // GATEWAY_DATAPLANE_TELEMETRY_H_
