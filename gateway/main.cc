@@ -206,14 +206,20 @@ void CompleteTakeover(const Inheritance& inheritance, const StateDirectory& stat
   LOG(INFO) << "took over the listening sockets from pid " << old.pid << "; sent it SIGTERM";
 }
 
-void LogPreviousRun(const PreviousRun& previous) {
-  std::string pid = previous.pid ? absl::StrCat(" (pid ", *previous.pid, ")") : std::string();
-  if (previous.exit == "unclean") {
-    LOG(WARNING) << "previous run" << pid
-                 << " did not exit cleanly: it left its running sentinel and no stop record "
-                    "(SIGKILL, OOM kill or crash)";
+// Logs how the previous run ended. One that left no record of its own
+// (unclean, or its record could not be written) also gets a line in the
+// stop history, so `gatewayctl history` lists it.
+void ReportPreviousRun(const StateDirectory& state_dir, const PreviousRun& previous) {
+  std::string line = DescribePreviousRun(previous, "previous run");
+  if (previous.exit == "unclean" || previous.exit == "unrecorded") {
+    LOG(WARNING) << line;
+    absl::Status appended =
+        AppendStopHistory(state_dir, PreviousRunHistoryEntry(previous, absl::Now(), getpid()));
+    if (!appended.ok()) {
+      LOG(WARNING) << "could not add the previous run to the stop history: " << appended.message();
+    }
   } else if (previous.exit == "clean") {
-    LOG(INFO) << "previous run" << pid << " stopped cleanly as " << previous.stop_class;
+    LOG(INFO) << line;
   }
 }
 
@@ -291,7 +297,7 @@ int Main(int argc, char** argv) {
   self.environment = environment;
 
   PreviousRun previous = InspectPreviousRun(state_dir);
-  LogPreviousRun(previous);
+  ReportPreviousRun(state_dir, previous);
   if (int removed = state_dir.RemoveStaleTempFiles(); removed > 0) {
     LOG(INFO) << "removed " << removed << " temporary file(s) of writes interrupted by a kill";
   }
@@ -404,6 +410,7 @@ int Main(int argc, char** argv) {
     info.exit_codes = exit_policy.ToString();
     info.admin = admin_bound;
     info.marker_ttl = absl::FormatDuration(marker_ttl);
+    info.previous = previous;
     absl::Status written = WriteInstanceInfo(state_dir, info);
     if (!written.ok()) ExitWithError(kExitConfigError, written.message());
     control = ValueOrExit(
@@ -498,9 +505,21 @@ int Main(int argc, char** argv) {
   record.detector_warnings = stop.detector_warnings;
   record.drain = drain;
   record.exited_at = absl::Now();
-  WriteStopRecord(state_dir, record);
+  absl::Status recorded = WriteStopRecord(state_dir, record);
   WriteTerminationLog(record);  // Kubernetes terminationMessagePath
-  RemoveRunningSentinelIfOurs(state_dir, self.identity);
+  // The sentinel goes only once the record is durable; without one, it
+  // stays and says what this stop decided and why there is no record.
+  if (recorded.ok()) {
+    RemoveRunningSentinelIfOurs(state_dir, self.identity);
+  } else if (absl::Status kept = RecordStopInRunningSentinel(state_dir, record, recorded.message());
+             !kept.ok()) {
+    LOG(ERROR) << "could not note the missing record in the running sentinel either ("
+               << kept.message() << "); the next start will report an unclean exit";
+  } else {
+    LOG(WARNING) << "the running sentinel " << state_dir.PathOf(kRunningSentinel)
+                 << " now says this stop was " << StopClassName(record.verdict.stop_class)
+                 << " and its record could not be written";
+  }
   if (control) control->Stop();
   notify_followers({{"event", "stopped"}, {"record", StopRecordToJson(record)}});
   LOG(INFO) << "exiting with status " << stop.exit_code << " ("

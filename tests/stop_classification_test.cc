@@ -126,9 +126,11 @@ TEST(StopClassificationTest, SigkillIsReportedAsUncleanAtTheNextStart) {
   EXPECT_EQ(record["previous_exit"], "unclean");
   EXPECT_EQ(record["previous_run"]["pid"], first_pid);
 
-  // Every stop is in the history, one JSON line each.
+  // Every stop is in the history, one JSON line each, after the line the
+  // second start added for the unclean exit it found.
   std::string history = ReadText(state_dir + "/stop-history.jsonl");
-  EXPECT_EQ(std::count(history.begin(), history.end(), '\n'), 1) << history;
+  EXPECT_EQ(std::count(history.begin(), history.end(), '\n'), 2) << history;
+  EXPECT_EQ(history.find("{\"version\":1,\"kind\":\"unclean_exit\""), 0u) << history;
   EXPECT_NE(history.find(absl::StrCat("\"pid\":", second.pid())), std::string::npos);
 
   // And a clean stop is reported as such at the start after it.
@@ -139,7 +141,7 @@ TEST(StopClassificationTest, SigkillIsReportedAsUncleanAtTheNextStart) {
   EXPECT_EQ(third.Record()["previous_exit"], "clean");
   EXPECT_EQ(third.Record()["previous_run"]["class"], "planned");
   history = ReadText(state_dir + "/stop-history.jsonl");
-  EXPECT_EQ(std::count(history.begin(), history.end(), '\n'), 2) << history;
+  EXPECT_EQ(std::count(history.begin(), history.end(), '\n'), 3) << history;
 }
 
 TEST(StopClassificationTest, SigtermDuringStartUpIsClassifiedTheSameWay) {

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "gateway/base/json_util.h"
 #include "gflags/gflags.h"
 
 namespace gateway {
@@ -20,16 +21,33 @@ std::set<std::string>& RepeatableFlags() {
 
 RepeatableFlag::RepeatableFlag(const char* name) { RepeatableFlags().insert(name); }
 
+namespace {
+
+// Flag values and arguments end up in records, instance.json and JSON
+// replies: bytes that are not text are refused here, where they enter,
+// with one line.
+absl::Status NotUtf8(absl::string_view what, absl::string_view value) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      what, "'", ValidUtf8(value),
+      "' is not valid UTF-8 (invalid bytes shown as \\xNN); command-line values must be UTF-8"));
+}
+
+}  // namespace
+
 absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc, char** argv) {
   ParsedCommandLine parsed;
   std::set<std::string> seen;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg(argv[i]);
     if (arg == "--") {
-      for (++i; i < argc; ++i) parsed.positional.emplace_back(argv[i]);
+      for (++i; i < argc; ++i) {
+        if (!IsValidUtf8(argv[i])) return NotUtf8("argument ", argv[i]);
+        parsed.positional.emplace_back(argv[i]);
+      }
       break;
     }
     if (arg.size() < 2 || arg[0] != '-') {
+      if (!IsValidUtf8(arg)) return NotUtf8("argument ", arg);
       parsed.positional.emplace_back(arg);
       continue;
     }
@@ -54,7 +72,8 @@ absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc, char** argv) {
       }
     }
     if (!known) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name, " (see --help)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown flag --", ValidUtf8(name), " (see --help)"));
     }
     if (!value) {
       if (info.type == "bool") {
@@ -65,6 +84,7 @@ absl::StatusOr<ParsedCommandLine> ParseCommandLine(int argc, char** argv) {
         return absl::InvalidArgumentError(absl::StrCat("flag --", name, " needs a value"));
       }
     }
+    if (!IsValidUtf8(*value)) return NotUtf8(absl::StrCat("flag --", name, ": "), *value);
     if (RepeatableFlags().count(info.name) > 0 && !seen.insert(info.name).second) {
       std::string current;
       gflags::GetCommandLineOption(info.name.c_str(), &current);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "gateway/base/json_util.h"
 #include "gateway/base/sys.h"
 
 extern char** environ;
@@ -25,7 +26,9 @@ absl::StatusOr<ProcStat> ParseProcStat(const std::string& text) {
     return absl::InvalidArgumentError("malformed /proc stat: no comm field");
   }
   ProcStat stat;
-  stat.comm = text.substr(open + 1, close - open - 1);
+  // Any process names itself (prctl(PR_SET_NAME), or the kernel cuts a
+  // long UTF-8 name mid-character at 15 bytes): valid text from here on.
+  stat.comm = ValidUtf8(absl::string_view(text).substr(open + 1, close - open - 1));
   // Fields after the comm start with field 3 (state).
   std::vector<absl::string_view> fields =
       absl::StrSplit(absl::string_view(text).substr(close + 1), ' ', absl::SkipEmpty());
@@ -93,7 +96,9 @@ ProcessInfo ReadProcessInfo(pid_t pid) {
   info.uid = ReadRealUid(pid);
   absl::StatusOr<std::string> cmdline = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
   if (cmdline.ok()) {
-    info.cmdline = absl::StrSplit(*cmdline, '\0', absl::SkipEmpty());
+    for (absl::string_view arg : absl::StrSplit(*cmdline, '\0', absl::SkipEmpty())) {
+      info.cmdline.push_back(ValidUtf8(arg));
+    }
   }
   return info;
 }

@@ -38,6 +38,7 @@ struct ProcessInfo {
   pid_t pid = 0;
   pid_t ppid = 0;
   std::optional<uid_t> uid;
+  // Both valid UTF-8 (ValidUtf8: invalid bytes as "\xNN").
   std::string comm;                   // "systemd", "s6-supervise"
   std::vector<std::string> cmdline;  // argv as the process sees it
   uint64_t start_time_ticks = 0;
@@ -48,7 +49,7 @@ using Environment = std::map<std::string, std::string>;
 
 // Fields of /proc/PID/stat that the gateway uses.
 struct ProcStat {
-  std::string comm;
+  std::string comm;  // valid UTF-8 (ValidUtf8)
   char state = '?';
   pid_t ppid = 0;
   uint64_t start_time_ticks = 0;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "gateway/base/json_util.h"
 #include "nlohmann/json.hpp"
 
 namespace gateway {
@@ -60,7 +61,15 @@ absl::StatusOr<StateDirectory> StateDirectory::OpenExisting(const std::string& p
 absl::StatusOr<StateDirectory> StateDirectory::Open(const std::string& path, bool create) {
   if (path.empty() || path[0] != '/') {
     return absl::FailedPreconditionError(
-        absl::StrCat("state directory '", path, "' must be an absolute path"));
+        absl::StrCat("state directory '", ValidUtf8(path), "' must be an absolute path"));
+  }
+  // Its path is written into instance.json, records and replies; a flag
+  // is refused earlier, but $STATE_DIRECTORY and friends arrive here.
+  if (!IsValidUtf8(path)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state directory '", ValidUtf8(path),
+        "' is not valid UTF-8 (invalid bytes shown as \\xNN); records and replies name it: "
+        "use a UTF-8 path"));
   }
   struct stat st;
   if (lstat(path.c_str(), &st) != 0) {

@@ -52,11 +52,7 @@ nlohmann::json Telemetry::StatusJson() const {
     }
     routes.push_back(r);
   }
-  nlohmann::json previous = {{"exit", identity_.previous.exit}};
-  previous["pid"] = identity_.previous.pid ? nlohmann::json(*identity_.previous.pid) : nlohmann::json(nullptr);
-  previous["class"] = identity_.previous.stop_class.empty()
-                          ? nlohmann::json(nullptr)
-                          : nlohmann::json(identity_.previous.stop_class);
+  nlohmann::json previous = PreviousRunToJson(identity_.previous);
   return {
       {"pid", identity_.pid},
       {"started_at", FormatRfc3339(identity_.started_at)},

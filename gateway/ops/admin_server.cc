@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "gateway/base/json_util.h"
 
 namespace gateway {
 namespace {
@@ -25,7 +26,7 @@ Reply Route(const Telemetry& telemetry, const std::string& path) {
             absl::StrCat("not ready: ", PhaseName(telemetry.phase()), "\n")};
   }
   if (path == "/status") {
-    return {MHD_HTTP_OK, "application/json", telemetry.StatusJson().dump(2) + "\n"};
+    return {MHD_HTTP_OK, "application/json", DumpJson(telemetry.StatusJson(), 2) + "\n"};
   }
   if (path == "/metrics") {
     return {MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", telemetry.PrometheusText()};

@@ -175,7 +175,7 @@ absl::StatusOr<UniqueFd> ConnectControl(const std::string& socket_path) {
 }
 
 absl::Status WriteControlLine(int fd, const nlohmann::json& message) {
-  return WriteAll(fd, message.dump() + "\n");
+  return WriteAll(fd, DumpJson(message) + "\n");
 }
 
 absl::StatusOr<nlohmann::json> ReadControlLine(int fd, absl::Duration timeout) {

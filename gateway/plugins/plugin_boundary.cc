@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "gateway/base/json_util.h"
 #include "nlohmann/json.hpp"
 
 namespace gateway {
@@ -82,9 +83,7 @@ absl::StatusOr<std::optional<Verdict>> VerdictFromAnswer(const DetectAnswer& ans
   for (char& c : verdict.evidence) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
   }
-  try {
-    (void)nlohmann::json(verdict.evidence).dump();
-  } catch (const nlohmann::json::exception&) {
+  if (!IsValidUtf8(verdict.evidence)) {
     return absl::InvalidArgumentError("detect() wrote evidence that is not UTF-8 text");
   }
   return verdict;

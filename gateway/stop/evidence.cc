@@ -1,6 +1,8 @@
 // Gathering the evidence for one stop; see evidence.h.
 #include "gateway/stop/evidence.h"
 
+#include "gateway/base/json_util.h"
+
 namespace gateway {
 
 SignalInfo SignalInfoFrom(const siginfo_t& info) {
@@ -27,7 +29,12 @@ StopContext CollectStopContext(const SignalInfo& signal, ProcessInfo sender,
   ctx.self_uid = self.uid;
   ctx.parent = ReadProcessInfo(self.ppid);
   ctx.parent.pid = self.ppid;
-  ctx.environment = self.environment;
+  // The environment is kept byte for byte for what the process passes on
+  // (a successor's execve, NOTIFY_SOCKET); what detectors see, and may
+  // quote in evidence, is valid text.
+  for (const auto& [name, value] : self.environment) {
+    ctx.environment.emplace(ValidUtf8(name), ValidUtf8(value));
+  }
   ctx.markers = markers;
   ctx.now = now;
   ctx.phase = phase;

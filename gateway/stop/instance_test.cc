@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "gateway/base/json_util.h"
 #include "gtest/gtest.h"
 
 namespace gateway {
@@ -75,6 +76,40 @@ TEST_F(InstanceTest, InstanceInfoRoundTrips) {
   EXPECT_EQ(read->identity, self_);
   EXPECT_EQ(read->started_at, info.started_at);
   EXPECT_EQ(read->detectors, info.detectors);
+}
+
+TEST_F(InstanceTest, StopWithoutARecordIsKeptInTheSentinelInPlace) {
+  ASSERT_TRUE(WriteRunningSentinel(*dir_, self_, absl::Now()).ok());
+  EXPECT_EQ(dir_->Read(kRunningSentinel)->size(), kRunningSentinelBytes);
+  StopRecord record;
+  record.self = self_;
+  record.verdict.stop_class = StopClass::kUnexpected;
+  record.verdict.evidence = std::string(5000, 'e');  // does not fit: cut
+  record.exit_code = 1;
+  ASSERT_TRUE(RecordStopInRunningSentinel(*dir_, record, "write: No space left on device").ok());
+  std::string text = *dir_->Read(kRunningSentinel);
+  EXPECT_EQ(text.size(), kRunningSentinelBytes) << "rewritten in the space it had";
+  nlohmann::json sentinel = *ParseJsonObject(text);
+  EXPECT_EQ(sentinel["stopping"], true);
+  EXPECT_EQ(sentinel["class"], "unexpected");
+  // The next start (this process is still alive, so pretend it is not).
+  sentinel["start_time"] = self_.start_time_ticks + 7;
+  ASSERT_TRUE(dir_->WriteAtomically(kRunningSentinel, sentinel.dump()).ok());
+  PreviousRun previous = InspectPreviousRun(*dir_);
+  EXPECT_EQ(previous.exit, "unrecorded");
+  EXPECT_EQ(previous.stop_class, "unexpected");
+  EXPECT_EQ(previous.exit_code, 1);
+  EXPECT_EQ(previous.record_error, "write: No space left on device");
+}
+
+TEST_F(InstanceTest, OnlyOurOwnSentinelIsRewritten) {
+  ProcessIdentity other = self_;
+  other.start_time_ticks += 7;
+  ASSERT_TRUE(WriteRunningSentinel(*dir_, other, absl::Now()).ok());
+  StopRecord record;
+  record.self = self_;
+  EXPECT_FALSE(RecordStopInRunningSentinel(*dir_, record, "full").ok());
+  EXPECT_EQ(InspectPreviousRun(*dir_).exit, "unclean");
 }
 
 }  // namespace

@@ -31,7 +31,7 @@ std::string MarkerToJson(const Marker& m) {
       {"reason", m.reason},
       {"nonce", m.nonce},
   };
-  return j.dump() + "\n";
+  return DumpJson(j) + "\n";
 }
 
 namespace {

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "gateway/base/proc.h"
 #include "gateway/base/state_dir.h"
@@ -26,14 +28,39 @@ struct DrainOutcome {
   absl::Duration duration;
 };
 
-// What is known about the run before this one.
+// What is known about the run before this one (or, for gatewayctl when
+// nothing runs, the last run): from last-shutdown.json and the `running`
+// sentinel it left.
 struct PreviousRun {
-  // "none" (first run), "clean", or "unclean" (SIGKILL, OOM, crash).
+  // "none" (first run), "clean" (it left its record), "unclean" (it left
+  // its sentinel and no record: SIGKILL, OOM, crash), or "unrecorded" (it
+  // stopped, but its record could not be written, e.g. a full disk; what it
+  // decided is in the sentinel it rewrote in place).
   std::string exit = "none";
   std::optional<pid_t> pid;
-  // The class the previous run recorded, if it left a record.
+  std::optional<uint64_t> start_time;
+  std::string boot_id;
+  std::string started_at;  // RFC 3339; empty when unknown
+  // The class it recorded (clean) or logged (unrecorded).
   std::string stop_class;
+  std::string detector;
+  std::optional<int> exit_code;
+  // When it was last known alive (unrecorded: when it gave up on its
+  // record, just before its exit); empty when unknown (unclean).
+  std::string last_alive_at;
+  std::string record_error;  // unrecorded: why the record is missing
 };
+
+// {"exit", "pid", "class", "start_time", "boot_id", "started_at",
+// "detector", "exit_code", "last_alive_at", "record_error"}, nulls for
+// what is not known: `previous_run` in records, /status, instance.json and
+// gatewayctl status --json.
+nlohmann::ordered_json PreviousRunToJson(const PreviousRun& previous);
+PreviousRun PreviousRunFromJson(const nlohmann::json& j);
+// One line for people: `which` ("previous run", "last run") and what is
+// known, e.g. "previous run (pid 41) did not exit cleanly: ...". Empty for
+// "none".
+std::string DescribePreviousRun(const PreviousRun& previous, absl::string_view which);
 
 struct StopRecord {
   Verdict verdict;
@@ -74,7 +101,38 @@ nlohmann::json ReadLastStopRecord(const StateDirectory& dir);
 // history. Writers on one state directory are serialised by an flock on
 // the directory. Failures are logged, with the whole record when
 // last-shutdown.json cannot be written; the stop and its exit status go on.
-void WriteStopRecord(const StateDirectory& dir, const StopRecord& record);
+// Returns an error when the durable copy (last-shutdown.json, or the
+// history line for a predecessor) could not be written: the caller must
+// then keep the running sentinel, rewritten to say so
+// (RecordStopInRunningSentinel), not remove it.
+absl::Status WriteStopRecord(const StateDirectory& dir, const StopRecord& record);
+
+// Appends one entry to stop-history.jsonl, whole or not at all: a tail
+// left without its newline (a crash or a full disk mid-write) is closed
+// first so the entry is never glued to it, and a write that fails part way
+// is cut back off. Takes the record lock.
+absl::Status AppendStopHistory(const StateDirectory& dir, const nlohmann::ordered_json& entry);
+
+// Every entry of the stop history, oldest first: stop-history.jsonl.1
+// (rotated) then stop-history.jsonl. Lines that do not parse as a JSON
+// object (a torn tail, disk damage) are skipped. Entries are stop records
+// (StopRecordToJson), or, with "kind", what a start-up found about a
+// previous run that left no record (PreviousRunHistoryEntry).
+std::vector<nlohmann::json> ReadStopHistory(const StateDirectory& dir);
+
+// The history entry for a previous run that left no stop record ("kind":
+// "unclean_exit" or "unrecorded_stop"), as the next start appends it:
+// pid, start_time, boot_id, started_at, class/detector/exit_code as logged
+// (unrecorded) or null (unclean), exited_at (when known), evidence (the
+// DescribePreviousRun line), record_error, reported_at and reported_by
+// (the pid of the start that found it; null when gatewayctl shows one no
+// start has reported yet).
+nlohmann::ordered_json PreviousRunHistoryEntry(const PreviousRun& previous,
+                                               absl::Time reported_at,
+                                               std::optional<pid_t> reported_by);
+
+// Whether `record` was left by `who` (same pid and start time).
+bool IsRecordOf(const nlohmann::json& record, const ProcessIdentity& who);
 
 // The record `who` left: last-shutdown.json if it is theirs, else the
 // newest matching line of stop-history.jsonl (then .1); null if none.

@@ -139,5 +139,49 @@ TEST_F(StopRecordTest, FindsARecordInTheRotatedHistory) {
   EXPECT_EQ(FindStopRecord(*dir_, self_)["class"], "takeover");
 }
 
+TEST_F(StopRecordTest, HistoryIsReadOldestFirstFromBothFilesSkippingTornLines) {
+  WriteStopRecord(*dir_, RecordOf(self_, StopClass::kPlanned));
+  ASSERT_EQ(renameat(dir_->fd(), kStopHistoryFile, dir_->fd(),
+                     absl::StrCat(kStopHistoryFile, ".1").c_str()),
+            0);
+  ProcessIdentity next = self_;
+  next.pid = 4200;
+  next.start_time_ticks = 3000;
+  // A torn tail (a crash mid-append) before the next record.
+  ASSERT_TRUE(dir_->WriteAtomically(kStopHistoryFile, "{\"version\":1,\"pid\":9", 0644).ok());
+  ASSERT_TRUE(WriteStopRecord(*dir_, RecordOf(next, StopClass::kUnexpected)).ok());
+  std::vector<nlohmann::json> history = ReadStopHistory(*dir_);
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[0]["pid"], self_.pid);
+  EXPECT_EQ(history[1]["pid"], next.pid);
+  EXPECT_EQ(*dir_->Read(kStopHistoryFile),
+            "{\"version\":1,\"pid\":9\n" + DumpJson(StopRecordToJson(RecordOf(next, StopClass::kUnexpected))) + "\n");
+}
+
+TEST_F(StopRecordTest, PreviousRunSurvivesItsJson) {
+  PreviousRun p;
+  p.exit = "unrecorded";
+  p.pid = 41;
+  p.start_time = 77;
+  p.boot_id = "boot-a";
+  p.started_at = "2026-12-07T00:00:00.000Z";
+  p.stop_class = "unexpected";
+  p.exit_code = 1;
+  p.last_alive_at = "2026-12-07T01:00:00.000Z";
+  p.record_error = "No space left on device";
+  PreviousRun back = PreviousRunFromJson(nlohmann::json(PreviousRunToJson(p)));
+  EXPECT_EQ(PreviousRunToJson(back), PreviousRunToJson(p));
+  EXPECT_EQ(DescribePreviousRun(p, "previous run"),
+            "previous run (pid 41) stopped, its record could not be written: No space left on "
+            "device; class as logged: unexpected (no detector, exit 1, at 2026-12-07T01:00:00.000Z)");
+  // Mistyped fields of a damaged file are dropped, never thrown on.
+  PreviousRun damaged = PreviousRunFromJson(
+      nlohmann::json{{"exit", 3}, {"pid", "x"}, {"exit_code", 1000}, {"class", {1, 2}}});
+  EXPECT_EQ(damaged.exit, "none");
+  EXPECT_FALSE(damaged.pid.has_value());
+  EXPECT_FALSE(damaged.exit_code.has_value());
+  EXPECT_EQ(damaged.stop_class, "");
+}
+
 }  // namespace
 }  // namespace gateway

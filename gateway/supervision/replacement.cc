@@ -184,7 +184,7 @@ void Replacer::HandOver(std::shared_ptr<ControlConnection> successor) {
     fds.push_back(fd);
   }
   message["listeners"] = listeners;
-  absl::Status sent = SendFds(successor_->fd(), message.dump() + "\n", fds);
+  absl::Status sent = SendFds(successor_->fd(), DumpJson(message) + "\n", fds);
   if (!sent.ok()) return Fail(absl::StrCat("could not hand over the sockets: ", sent.message()));
   LOG(INFO) << "replace: handed " << listeners.size() << " listener(s)"
             << (admin >= 0 ? " and the admin socket" : "") << " to pid " << child_;

@@ -9,6 +9,7 @@ namespace gateway::ctl {
 int StopCommand(const Invocation& inv);
 int MarkPlannedCommand(const Invocation& inv);
 int StatusCommand(const Invocation& inv);
+int HistoryCommand(const Invocation& inv);
 int ExplainCommand(const Invocation& inv);
 int UnitCommand(const Invocation& inv);
 int K8sCommand(const Invocation& inv);

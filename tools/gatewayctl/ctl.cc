@@ -46,7 +46,7 @@ absl::StatusOr<Located> LocateRunning(const std::string& state_dir) {
 
 void PrintResult(const Invocation& inv, const nlohmann::json& json, const std::string& text) {
   if (inv.json) {
-    std::printf("%s\n", json.dump().c_str());
+    std::printf("%s\n", DumpJson(json).c_str());
   } else {
     std::printf("%s", text.c_str());
   }
@@ -56,7 +56,7 @@ void PrintResult(const Invocation& inv, const nlohmann::json& json, const std::s
 int Fail(const Invocation& inv, const CommandError& error) {
   std::fprintf(stderr, "gatewayctl: %s\n", error.message.c_str());
   if (inv.json) {
-    std::printf("%s\n", nlohmann::json{{"error", error.message}}.dump().c_str());
+    std::printf("%s\n", DumpJson(nlohmann::json{{"error", error.message}}).c_str());
   }
   return error.exit_code;
 }

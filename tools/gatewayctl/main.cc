@@ -27,6 +27,7 @@ constexpr char kUsage[] =
     "  stop          write the planned-stop marker, SIGTERM, wait, report the verdict\n"
     "  mark-planned  write the planned-stop marker only (for ExecStop= hooks, deploy tools)\n"
     "  status        the running instance and the last stop record\n"
+    "  history       every stop, unclean exit and lost record, oldest first [--since=12h]\n"
     "  explain       dry run: which detector would decide --signal from --sender\n"
     "  replace       zero-downtime replacement: the gateway starts its successor, hands it\n"
     "                the listening sockets, and retires as `takeover`\n"
@@ -43,6 +44,7 @@ const std::map<std::string, Command>& Commands() {
       {"stop", {StopCommand}},
       {"mark-planned", {MarkPlannedCommand}},
       {"status", {StatusCommand}},
+      {"history", {HistoryCommand}},
       {"explain", {ExplainCommand}},
       {"replace", {ReplaceCommand}},
       {"unit", {UnitCommand}},
@@ -57,8 +59,10 @@ int Main(int argc, char** argv) {
   gflags::SetUsageMessage(kUsage);
   absl::StatusOr<ParsedCommandLine> command_line = ParseCommandLine(argc, argv);
   Invocation inv;
-  if (!command_line.ok()) return Fail(inv, command_line.status(), kExitUsage);
+  // Set before a usage error too: a --json given before the bad argument
+  // gets its error as JSON.
   inv.json = FLAGS_json;
+  if (!command_line.ok()) return Fail(inv, command_line.status(), kExitUsage);
   if (command_line->help) {
     PrintUsage(kUsage, {"tools/gatewayctl/"});
     return kExitOk;

@@ -1,10 +1,12 @@
 // gatewayctl status: the running instance (pid, start time, uptime, state
-// directory, chain) and the last stop record, or a clear "not running"
-// (exit 3, as LSB init scripts do).
+// directory, chain), how the run before it ended (also when it left no
+// record: killed, or a record that could not be written) and the last stop
+// record, or a clear "not running" (exit 3, as LSB init scripts do).
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "gateway/ops/control_server.h"
+#include "gateway/stop/instance.h"
 #include "gateway/base/json_util.h"
 #include "gateway/stop/stop_record.h"
 #include "tools/gatewayctl/commands.h"
@@ -35,6 +37,11 @@ int StatusCommand(const Invocation& inv) {
                       {"state_dir", located->dir->path()},
                       {"last_shutdown", record}};
   std::string text;
+  // Running: what the instance found at its start. Not running: how the
+  // last run ended, exactly what the next start will report.
+  PreviousRun previous =
+      located->alive ? located->instance->previous : InspectPreviousRun(*located->dir);
+  j["previous_run"] = PreviousRunToJson(previous);
   if (located->alive) {
     const InstanceInfo& info = *located->instance;
     j["instance"] = InstanceInfoToJson(info);
@@ -65,13 +72,19 @@ int StatusCommand(const Invocation& inv) {
     j["instance"] = nullptr;
     absl::StrAppend(&text, "gateway is not running (state directory ", located->dir->path(), ")\n");
   }
+  if (previous.exit == "unclean" || previous.exit == "unrecorded") {
+    absl::StrAppend(&text,
+                    DescribePreviousRun(previous, located->alive ? "previous run" : "last run"),
+                    "\n");
+  }
   if (record.is_object()) {
     absl::StrAppend(
         &text, "last stop: pid ", record.value("pid", 0), " ", record.value("class", "?"), " by ",
         record["detector"].is_string() ? record["detector"].get<std::string>() : "no detector",
         ", exit ", record.value("exit_code", -1), " at ", record.value("exited_at", "?"), "\n  ",
         record.value("evidence", ""), "\n");
-  } else {
+  } else if (previous.exit != "unclean" && previous.exit != "unrecorded") {
+    // (With an unclean or unrecorded run, the line above says what there is.)
     absl::StrAppend(&text, "last stop: none recorded\n");
   }
   PrintResult(inv, j, text);
