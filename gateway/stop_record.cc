@@ -45,6 +45,12 @@ nlohmann::ordered_json StopRecordToJson(const StopRecord& r) {
         {"skipped", r.drain.skipped.empty() ? nlohmann::ordered_json(nullptr)
                                             : nlohmann::ordered_json(r.drain.skipped)},
         {"duration_ms", absl::ToInt64Milliseconds(r.drain.duration)}}},
+      {"shutdown_delay",
+       {{"configured_ms", absl::ToInt64Milliseconds(r.shutdown_delay.configured)},
+        {"served_ms", absl::ToInt64Milliseconds(r.shutdown_delay.served)},
+        {"skipped", r.shutdown_delay.skipped.empty()
+                        ? nlohmann::ordered_json(nullptr)
+                        : nlohmann::ordered_json(r.shutdown_delay.skipped)}}},
       {"signals_received", r.signals_received},
       {"previous_exit", r.previous.exit},
       {"previous_run", previous},
@@ -133,6 +139,20 @@ bool IsRecordOf(const nlohmann::json& record, const ProcessIdentity& who) {
 }
 
 }  // namespace
+
+std::vector<nlohmann::json> ReadStopHistory(const StateDirectory& dir) {
+  std::vector<nlohmann::json> records;
+  for (const std::string& name : {absl::StrCat(kStopHistoryFile, ".1"), std::string(kStopHistoryFile)}) {
+    absl::StatusOr<std::string> history = dir.Read(name);
+    if (!history.ok()) continue;
+    std::istringstream lines(*history);
+    for (std::string line; std::getline(lines, line);) {
+      absl::StatusOr<nlohmann::json> record = ParseJsonObject(line);
+      if (record.ok()) records.push_back(*std::move(record));
+    }
+  }
+  return records;
+}
 
 nlohmann::json FindStopRecord(const StateDirectory& dir, const ProcessIdentity& who) {
   nlohmann::json last = ReadLastStopRecord(dir);

@@ -26,6 +26,16 @@ struct DrainOutcome {
   absl::Duration duration;
 };
 
+// The lame-duck period (--shutdown_delay) between the stop signal and the
+// drain: /readyz fails, the listeners keep accepting.
+struct ShutdownDelayOutcome {
+  absl::Duration configured;
+  absl::Duration served;
+  // Why it was not served (in full): "SIGQUIT", "second stop signal (...)",
+  // "takeover: ...", "stopped while starting: ..."; empty if served.
+  std::string skipped;
+};
+
 // What is known about the run before this one.
 struct PreviousRun {
   // "none" (first run), "clean", or "unclean" (SIGKILL, OOM, crash).
@@ -46,6 +56,7 @@ struct StopRecord {
   absl::Time signal_at;
   absl::Time exited_at;
   DrainOutcome drain;
+  ShutdownDelayOutcome shutdown_delay;
   int signals_received = 0;
   PreviousRun previous;
   std::vector<std::string> chain;  // detector order in force
@@ -75,6 +86,11 @@ nlohmann::json ReadLastStopRecord(const StateDirectory& dir);
 // the directory. Failures are logged, with the whole record when
 // last-shutdown.json cannot be written; the stop and its exit status go on.
 void WriteStopRecord(const StateDirectory& dir, const StopRecord& record);
+
+// The parsed records of stop-history.jsonl.1 then stop-history.jsonl,
+// oldest first; lines that are not one JSON object (torn, truncated) are
+// skipped.
+std::vector<nlohmann::json> ReadStopHistory(const StateDirectory& dir);
 
 // The record `who` left: last-shutdown.json if it is theirs, else the
 // newest matching line of stop-history.jsonl (then .1); null if none.

@@ -16,17 +16,34 @@ namespace gateway::ctl {
 namespace {
 
 constexpr int kAdminPort = 9901;
+// The kubelet's SIGTERM and the pod's removal from the Service endpoints
+// happen at the same time, but kube-proxy and external load balancers learn
+// of the removal seconds later; until then they still send connections.
+constexpr absl::Duration kKubernetesShutdownDelay = absl::Seconds(5);
+
+std::string ShutdownDelayComment(const StopBudget& budget) {
+  if (budget.shutdown_delay <= absl::ZeroDuration()) {
+    return "      # No shutdown delay (--shutdown_delay=0s): connections sent before the\n"
+           "      # endpoints update are refused.\n";
+  }
+  return absl::StrCat(
+      "      # --shutdown_delay=", absl::FormatDuration(budget.shutdown_delay),
+      ": on SIGTERM /readyz fails at once, but the gateway keeps\n"
+      "      # accepting for this long before it drains, because kube-proxy and external\n"
+      "      # load balancers drop the pod from the endpoints only seconds after the\n"
+      "      # kubelet's SIGTERM (what a preStop sleep does, without needing a shell).\n");
+}
 
 std::string YamlArgs(const StopBudget& budget) {
   std::vector<std::string> args = {absl::StrCat("--admin=0.0.0.0:", kAdminPort),
                                    "--state_dir=/var/lib/gateway/state"};
-  if (budget.drain_given) args.push_back("--drain_timeout=" + absl::FormatDuration(budget.drain));
+  for (const std::string& arg : StopBudgetArgs(budget)) args.push_back(arg);
   for (const std::string& arg : GatewayArgsFromFlags()) args.push_back(arg);
   return absl::StrCat("[\"", absl::StrJoin(args, "\", \""), "\"]");
 }
 
 absl::StatusOr<std::string> KubernetesDeployment() {
-  absl::StatusOr<StopBudget> budget = StopBudgetFromFlags();
+  absl::StatusOr<StopBudget> budget = StopBudgetFromFlags(kKubernetesShutdownDelay);
   if (!budget.ok()) return budget.status();
   if (FLAGS_replicas < 1) return absl::InvalidArgumentError("--replicas must be at least 1");
   return absl::StrCat(
@@ -46,10 +63,12 @@ absl::StatusOr<std::string> KubernetesDeployment() {
       "    metadata:\n"
       "      labels:\n"
       "        app: gateway\n"
-      "    spec:\n"
-      "      # Drain budget ", absl::FormatDuration(budget->drain), " + ",
-      absl::FormatDuration(kStopMargin), " to close the rest and write the record;\n"
-      "      # the kubelet sends SIGKILL when this runs out.\n"
+      "    spec:\n",
+      ShutdownDelayComment(*budget),
+      "      # Shutdown delay ", absl::FormatDuration(budget->shutdown_delay), " + drain budget ",
+      absl::FormatDuration(budget->drain), " + ", absl::FormatDuration(kStopMargin),
+      " to close the rest and write\n"
+      "      # the record; the kubelet sends SIGKILL when this runs out.\n"
       "      terminationGracePeriodSeconds: ", CeilSeconds(budget->stop_timeout), "\n",
       "      containers:\n"
       "        - name: gateway\n"
