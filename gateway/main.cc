@@ -369,6 +369,8 @@ int Main(int argc, char** argv) {
     identity.previous_record = nlohmann::json::parse(*previous_record, nullptr, false);
     if (identity.previous_record.is_discarded()) identity.previous_record = nullptr;
   }
+  StopHistoryMetrics stop_history(&state_dir, previous);
+  identity.stop_history = &stop_history;
   Telemetry telemetry(identity);
 
   // Listeners: bound now, before READY=1; a busy address is a start-up
