@@ -87,6 +87,17 @@ TEST(GatewayctlK8sTest, SetsAShutdownDelayAndCountsItInTheGracePeriod) {
   EXPECT_TRUE(absl::StrContains(none.out, "terminationGracePeriodSeconds: 45\n")) << none.out;
 }
 
+TEST(GatewayctlK8sTest, NameNamesTheDeploymentAndItsStateVolume) {
+  RunResult manifest = Gatewayctl({"k8s", "--name=edge-7"});
+  ASSERT_EQ(manifest.status.code, 0) << manifest.err;
+  for (const char* line : {"  name: edge-7\n", "app: edge-7\n", "- name: edge-7-state\n"}) {
+    EXPECT_TRUE(absl::StrContains(manifest.out, line)) << "missing " << line << manifest.out;
+  }
+  RunResult bad = Gatewayctl({"k8s", "--name=Edge_7"});
+  EXPECT_EQ(bad.status.code, 2);
+  EXPECT_TRUE(absl::StrContains(bad.err, "is not a Kubernetes name")) << bad.err;
+}
+
 TEST(GatewayctlUnitTest, ShutdownDelayIsPassedAndAddedToTheStopTimeout) {
   RunResult unit = Gatewayctl({"unit", "--gateway_path=/usr/bin/gateway", "--drain_timeout=60s",
                                "--shutdown_delay=10s"});

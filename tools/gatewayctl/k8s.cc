@@ -11,6 +11,8 @@
 
 DEFINE_string(image, "gateway:latest", "k8s: the container image");
 DEFINE_int32(replicas, 2, "k8s: replicas of the Deployment");
+DEFINE_string(name, "gateway",
+              "k8s: the Deployment's name and app label (its state volume is NAME-state)");
 
 namespace gateway::ctl {
 namespace {
@@ -34,6 +36,15 @@ std::string ShutdownDelayComment(const StopBudget& budget) {
       "      # kubelet's SIGTERM (what a preStop sleep does, without needing a shell).\n");
 }
 
+// A DNS-1123 label with room for podman's and Kubernetes' suffixes.
+bool IsKubernetesName(const std::string& name) {
+  if (name.empty() || name.size() > 57 || name.front() == '-' || name.back() == '-') return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return true;
+}
+
 std::string YamlArgs(const StopBudget& budget) {
   std::vector<std::string> args = {absl::StrCat("--admin=0.0.0.0:", kAdminPort),
                                    "--state_dir=/var/lib/gateway/state"};
@@ -46,6 +57,11 @@ absl::StatusOr<std::string> KubernetesDeployment() {
   absl::StatusOr<StopBudget> budget = StopBudgetFromFlags(kKubernetesShutdownDelay);
   if (!budget.ok()) return budget.status();
   if (FLAGS_replicas < 1) return absl::InvalidArgumentError("--replicas must be at least 1");
+  if (!IsKubernetesName(FLAGS_name)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--name=", FLAGS_name,
+        " is not a Kubernetes name (lower-case letters, digits and '-', at most 57 characters)"));
+  }
   return absl::StrCat(
       "# Deployment snippet printed by `gatewayctl k8s`. The gateway runs as PID 1 of\n"
       "# its container: the kubelet's SIGTERM arrives from outside the PID namespace\n"
@@ -53,16 +69,16 @@ absl::StatusOr<std::string> KubernetesDeployment() {
       "apiVersion: apps/v1\n"
       "kind: Deployment\n"
       "metadata:\n"
-      "  name: gateway\n"
+      "  name: ", FLAGS_name, "\n",
       "spec:\n"
       "  replicas: ", FLAGS_replicas, "\n",
       "  selector:\n"
       "    matchLabels:\n"
-      "      app: gateway\n"
+      "      app: ", FLAGS_name, "\n",
       "  template:\n"
       "    metadata:\n"
       "      labels:\n"
-      "        app: gateway\n"
+      "        app: ", FLAGS_name, "\n",
       "    spec:\n",
       ShutdownDelayComment(*budget),
       "      # Shutdown delay ", absl::FormatDuration(budget->shutdown_delay), " + drain budget ",
@@ -95,12 +111,13 @@ absl::StatusOr<std::string> KubernetesDeployment() {
       "            readOnlyRootFilesystem: true\n"
       "            allowPrivilegeEscalation: false\n"
       "          volumeMounts:\n"
-      "            - name: state\n"
+      "            - name: ", FLAGS_name, "-state\n",
       "              mountPath: /var/lib/gateway\n"
       "      volumes:\n"
       "        # Markers and stop records; lives as long as the pod, so a restarted\n"
-      "        # container reports how the previous one ended.\n"
-      "        - name: state\n"
+      "        # container reports how the previous one ended. (Named after the\n"
+      "        # Deployment: podman kube play makes an emptyDir a host volume by name.)\n"
+      "        - name: ", FLAGS_name, "-state\n",
       "          emptyDir: {}\n");
 }
 
