@@ -63,6 +63,11 @@ DEFINE_string(admin, "127.0.0.1:9901",
               "Admin HTTP address (/healthz /readyz /status /metrics); empty disables it");
 DEFINE_string(drain_timeout, "30s",
               "How long open connections may finish after a stop signal before they are cut");
+DEFINE_string(shutdown_delay, "0s",
+              "Lame duck: after a stop signal /readyz fails and STOPPING=1 is sent at once, but "
+              "the listeners keep accepting this long before the drain starts, until load "
+              "balancers (Kubernetes endpoints) have stopped sending. Not for a takeover or "
+              "SIGQUIT; a second stop signal skips it");
 DEFINE_string(takeover_from, "",
               "Internal, set by a running gateway when it starts its successor: take over the "
               "listening sockets from the gateway serving this control socket");
@@ -187,6 +192,46 @@ DrainOutcome Drain(Proxy* proxy, StopController* controller, Telemetry* telemetr
   return outcome;
 }
 
+// The lame-duck period: /readyz already fails, but a load balancer learns
+// that only some seconds later (a pod's removal from the Service endpoints
+// reaches kube-proxy and external balancers after the kubelet's SIGTERM),
+// so the listeners keep accepting, and relaying, for `delay` before the
+// drain. Not for a takeover (the successor serves the sockets), a stop
+// while starting (never ready, so never sent traffic), SIGQUIT or a second
+// stop signal, which also ends a delay being served.
+ShutdownDelayOutcome ServeShutdownDelay(Proxy* proxy, StopController* controller,
+                                        const SdNotifier& notifier, const LatchedStop& stop,
+                                        absl::Duration delay) {
+  ShutdownDelayOutcome outcome;
+  outcome.configured = delay;
+  if (delay <= absl::ZeroDuration()) return outcome;
+  if (stop.verdict.stop_class == StopClass::kTakeover) {
+    outcome.skipped = "takeover: the successor serves the listening sockets";
+  } else if (stop.phase == Phase::kStarting) {
+    outcome.skipped = "stopped while starting: never ready, so no load balancer sends traffic";
+  } else if (controller->skip_drain()) {
+    outcome.skipped = controller->skip_drain_reason();
+  }
+  if (!outcome.skipped.empty()) {
+    LOG(INFO) << "no shutdown delay: " << outcome.skipped;
+    return outcome;
+  }
+  LOG(INFO) << "shutdown delay: /readyz fails; still accepting for "
+            << absl::FormatDuration(delay) << " before the drain";
+  (void)notifier.Notify(absl::StrCat(
+      "EXTEND_TIMEOUT_USEC=", absl::ToInt64Microseconds(delay + absl::Seconds(5)),
+      "\nSTATUS=shutdown delay: accepting for ", absl::FormatDuration(delay), ", then draining"));
+  absl::Time start = absl::Now();
+  proxy->RunUntil([&] { return controller->skip_drain(); }, start + delay);
+  outcome.served = absl::Now() - start;
+  if (controller->skip_drain()) {
+    outcome.skipped = controller->skip_drain_reason();
+    LOG(INFO) << "shutdown delay ended after " << absl::FormatDuration(outcome.served) << ": "
+              << outcome.skipped;
+  }
+  return outcome;
+}
+
 // The successor is serving on the inherited sockets: tell systemd it is the
 // main process now, write the takeover marker naming the predecessor, tell
 // the predecessor, and only then signal it.
@@ -267,6 +312,8 @@ int Main(int argc, char** argv) {
       ValueOrExit(ParseDurationFlag("marker_ttl", FLAGS_marker_ttl), kExitConfigError);
   absl::Duration drain_timeout =
       ValueOrExit(ParseDurationFlag("drain_timeout", FLAGS_drain_timeout), kExitConfigError);
+  absl::Duration shutdown_delay =
+      ValueOrExit(ParseDurationFlag("shutdown_delay", FLAGS_shutdown_delay), kExitConfigError);
   absl::Duration startup_delay = ValueOrExit(
       ParseDurationFlag("startup_delay_for_test", FLAGS_startup_delay_for_test),
       kExitConfigError);
@@ -331,6 +378,8 @@ int Main(int argc, char** argv) {
     identity.previous_record = nlohmann::json::parse(*previous_record, nullptr, false);
     if (identity.previous_record.is_discarded()) identity.previous_record = nullptr;
   }
+  StopHistoryMetrics stop_history(&state_dir, previous);
+  identity.stop_history = &stop_history;
   Telemetry telemetry(identity);
 
   // Listeners: bound now, before READY=1; a busy address is a start-up
@@ -479,6 +528,8 @@ int Main(int argc, char** argv) {
   telemetry.SetStopped(stop.verdict.stop_class, stop.verdict.detector);
   (void)notifier.Notify("STOPPING=1\nSTATUS=draining: " +
                         std::string(StopClassName(stop.verdict.stop_class)) + " stop");
+  ShutdownDelayOutcome delay =
+      ServeShutdownDelay(&proxy, &controller, notifier, stop, shutdown_delay);
   proxy.StopAccepting();
   if (stop.verdict.stop_class == StopClass::kTakeover && admin) admin->StopAccepting();
   DrainOutcome drain = Drain(&proxy, &controller, &telemetry, notifier, drain_timeout,
@@ -504,6 +555,7 @@ int Main(int argc, char** argv) {
   record.ignored_markers = stop.marker_warnings;
   record.detector_warnings = stop.detector_warnings;
   record.drain = drain;
+  record.shutdown_delay = delay;
   record.exited_at = absl::Now();
   absl::Status recorded = WriteStopRecord(state_dir, record);
   WriteTerminationLog(record);  // Kubernetes terminationMessagePath

@@ -1,7 +1,12 @@
 // See telemetry.h.
 #include "gateway/dataplane/telemetry.h"
 
+#include <map>
+#include <optional>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "gateway/base/json_util.h"
 
@@ -92,9 +97,41 @@ void Family(std::string* out, const char* name, const char* type, const char* he
   absl::StrAppend(out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
 }
 
+// The stop history's view, across restarts (stop_history_metrics.h).
+void AppendRecordedStops(const RecordedStops& stops, std::string* out) {
+  Family(out, "gateway_recorded_stops_total", "counter",
+         "Stops recorded in this state directory's stop history (every instance, across "
+         "restarts) by class and detector; class unclean: runs that died without a record "
+         "(SIGKILL, OOM, crash).");
+  // Every class has a series, so a class's first stop is an increase from
+  // 0 rather than a series appearing.
+  std::map<std::pair<std::string, std::string>, int64_t> series = stops.by_class_and_detector;
+  for (const char* stop_class : {"takeover", "planned", "unexpected", kUncleanStopClass}) {
+    auto first = series.lower_bound({stop_class, ""});
+    if (first == series.end() || first->first.first != stop_class) {
+      series[{stop_class, kNoDetectorLabel}] = 0;
+    }
+  }
+  for (const auto& [key, count] : series) {
+    absl::StrAppend(out, "gateway_recorded_stops_total{class=\"", Label(key.first),
+                    "\",detector=\"", Label(key.second), "\"} ", count, "\n");
+  }
+  Family(out, "gateway_last_stop_timestamp_seconds", "gauge",
+         "When the newest stop recorded in this state directory's history exited (Unix "
+         "time); no sample without a record.");
+  if (stops.last_stop_at) {
+    absl::StrAppend(out, "gateway_last_stop_timestamp_seconds ",
+                    absl::StrFormat("%.3f", absl::ToUnixMillis(*stops.last_stop_at) / 1000.0),
+                    "\n");
+  }
+}
+
 }  // namespace
 
 std::string Telemetry::PrometheusText() const {
+  // Outside mu_: it may read the history files.
+  std::optional<RecordedStops> recorded;
+  if (identity_.stop_history != nullptr) recorded = identity_.stop_history->Current();
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
   struct PerRoute {
@@ -150,6 +187,7 @@ std::string Telemetry::PrometheusText() const {
          "1 when the previous run died without a stop record (SIGKILL, OOM, crash).");
   absl::StrAppend(&out, "gateway_previous_exit_unclean ",
                   identity_.previous.exit == "unclean" ? 1 : 0, "\n");
+  if (recorded) AppendRecordedStops(*recorded, &out);
   Family(&out, "gateway_config_reloads_total", "counter", "SIGHUP reloads by result.");
   absl::StrAppend(&out, "gateway_config_reloads_total{result=\"ok\"} ", reloads_ok.load(), "\n");
   absl::StrAppend(&out, "gateway_config_reloads_total{result=\"failed\"} ", reloads_failed.load(), "\n");

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "gateway/dataplane/routes.h"
 #include "gateway/stop/stop_context.h"
+#include "gateway/stop/stop_history_metrics.h"
 #include "gateway/stop/stop_record.h"
 #include "nlohmann/json.hpp"
 
@@ -40,6 +41,8 @@ class Telemetry {
     std::vector<std::string> detectors;
     PreviousRun previous;
     nlohmann::json previous_record;  // last-shutdown.json found at start-up
+    // The state directory's stop history for /metrics; none: not exported.
+    StopHistoryMetrics* stop_history = nullptr;
   };
 
   explicit Telemetry(Identity identity) : identity_(std::move(identity)) {}

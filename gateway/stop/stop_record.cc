@@ -135,6 +135,12 @@ nlohmann::ordered_json StopRecordToJson(const StopRecord& r) {
         {"skipped", r.drain.skipped.empty() ? nlohmann::ordered_json(nullptr)
                                             : nlohmann::ordered_json(r.drain.skipped)},
         {"duration_ms", absl::ToInt64Milliseconds(r.drain.duration)}}},
+      {"shutdown_delay",
+       {{"configured_ms", absl::ToInt64Milliseconds(r.shutdown_delay.configured)},
+        {"served_ms", absl::ToInt64Milliseconds(r.shutdown_delay.served)},
+        {"skipped", r.shutdown_delay.skipped.empty()
+                        ? nlohmann::ordered_json(nullptr)
+                        : nlohmann::ordered_json(r.shutdown_delay.skipped)}}},
       {"signals_received", r.signals_received},
       {"previous_exit", r.previous.exit},
       {"previous_run", previous},

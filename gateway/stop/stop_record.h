@@ -28,6 +28,16 @@ struct DrainOutcome {
   absl::Duration duration;
 };
 
+// The lame-duck period (--shutdown_delay) between the stop signal and the
+// drain: /readyz fails, the listeners keep accepting.
+struct ShutdownDelayOutcome {
+  absl::Duration configured;
+  absl::Duration served;
+  // Why it was not served (in full): "SIGQUIT", "second stop signal (...)",
+  // "takeover: ...", "stopped while starting: ..."; empty if served.
+  std::string skipped;
+};
+
 // What is known about the run before this one (or, for gatewayctl when
 // nothing runs, the last run): from last-shutdown.json and the `running`
 // sentinel it left.
@@ -73,6 +83,7 @@ struct StopRecord {
   absl::Time signal_at;
   absl::Time exited_at;
   DrainOutcome drain;
+  ShutdownDelayOutcome shutdown_delay;
   int signals_received = 0;
   PreviousRun previous;
   std::vector<std::string> chain;  // detector order in force

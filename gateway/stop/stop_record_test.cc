@@ -39,8 +39,8 @@ class StopRecordTest : public ::testing::Test {
     ProcessIdentity successor = self_;
     successor.pid = 4100;
     successor.start_time_ticks = 1500;
-    WriteStopRecord(*dir_, RecordOf(successor, StopClass::kPlanned));
-    WriteStopRecord(*dir_, RecordOf(self_, StopClass::kTakeover));
+    EXPECT_TRUE(WriteStopRecord(*dir_, RecordOf(successor, StopClass::kPlanned)).ok());
+    EXPECT_TRUE(WriteStopRecord(*dir_, RecordOf(self_, StopClass::kTakeover)).ok());
     return successor;
   }
 
@@ -98,28 +98,28 @@ TEST_F(StopRecordTest, PredecessorRecordingAfterItsSuccessorGoesToTheHistoryOnly
 }
 
 TEST_F(StopRecordTest, EachNewerInstanceReplacesTheLastRecord) {
-  WriteStopRecord(*dir_, RecordOf(self_, StopClass::kTakeover));
+  ASSERT_TRUE(WriteStopRecord(*dir_, RecordOf(self_, StopClass::kTakeover)).ok());
   ProcessIdentity next = self_;
   next.pid = 4100;
   next.start_time_ticks = 1500;
-  WriteStopRecord(*dir_, RecordOf(next, StopClass::kUnexpected));
+  ASSERT_TRUE(WriteStopRecord(*dir_, RecordOf(next, StopClass::kUnexpected)).ok());
   EXPECT_EQ(Last()["pid"], next.pid);
   // After a reboot start times restart: the newest write wins.
   ProcessIdentity after_reboot = {.pid = 300, .start_time_ticks = 10, .boot_id = "boot-b"};
-  WriteStopRecord(*dir_, RecordOf(after_reboot, StopClass::kPlanned));
+  ASSERT_TRUE(WriteStopRecord(*dir_, RecordOf(after_reboot, StopClass::kPlanned)).ok());
   EXPECT_EQ(Last()["pid"], after_reboot.pid);
   EXPECT_EQ(HistoryPids(), (std::vector<int>{self_.pid, next.pid, after_reboot.pid}));
 }
 
 TEST_F(StopRecordTest, UnreadableLastRecordIsReplaced) {
   ASSERT_TRUE(dir_->WriteAtomically(kLastShutdownFile, "{\"pid\": 12, \"boot").ok());
-  WriteStopRecord(*dir_, RecordOf(self_, StopClass::kPlanned));
+  ASSERT_TRUE(WriteStopRecord(*dir_, RecordOf(self_, StopClass::kPlanned)).ok());
   EXPECT_EQ(Last()["pid"], self_.pid);
 }
 
 TEST_F(StopRecordTest, FindsNothingForAProcessThatLeftNoRecord) {
   EXPECT_TRUE(FindStopRecord(*dir_, self_).is_null());
-  WriteStopRecord(*dir_, RecordOf(self_, StopClass::kPlanned));
+  ASSERT_TRUE(WriteStopRecord(*dir_, RecordOf(self_, StopClass::kPlanned)).ok());
   ProcessIdentity same_pid_other_process = self_;
   same_pid_other_process.start_time_ticks = 2000;
   EXPECT_TRUE(FindStopRecord(*dir_, same_pid_other_process).is_null());
@@ -140,7 +140,7 @@ TEST_F(StopRecordTest, FindsARecordInTheRotatedHistory) {
 }
 
 TEST_F(StopRecordTest, HistoryIsReadOldestFirstFromBothFilesSkippingTornLines) {
-  WriteStopRecord(*dir_, RecordOf(self_, StopClass::kPlanned));
+  ASSERT_TRUE(WriteStopRecord(*dir_, RecordOf(self_, StopClass::kPlanned)).ok());
   ASSERT_EQ(renameat(dir_->fd(), kStopHistoryFile, dir_->fd(),
                      absl::StrCat(kStopHistoryFile, ".1").c_str()),
             0);

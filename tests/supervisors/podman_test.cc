@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/supervisors/podman_testing.h"
 #include "tests/supervisors/supervisor_testing.h"
 
 namespace gateway::testing {
@@ -22,19 +23,7 @@ namespace {
 class PodmanTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (getuid() != 0) {
-      skip_reason_ = new std::string("needs root for rootful podman");
-    } else if (auto missing = MissingProgram({"podman", "runc", "conmon"})) {
-      skip_reason_ = new std::string(*missing + " is not installed (./bazelw installs it)");
-    } else {
-      RunResult probe = Sh(
-          absl::StrCat(kPodman, " run --rm --network=none ", kUlimits, " --rootfs /:O /bin/true"),
-          absl::Seconds(60));
-      if (probe.status.code != 0) {
-        skip_reason_ = new std::string("podman cannot run a container here: " +
-                                       std::string(absl::StripAsciiWhitespace(probe.err)));
-      }
-    }
+    if (auto reason = PodmanSkipReason()) skip_reason_ = new std::string(*reason);
   }
 
   void SetUp() override {
@@ -55,7 +44,7 @@ class PodmanTest : public ::testing::Test {
   // when `init`); returns its instance.json once it runs.
   nlohmann::json Run(bool init) {
     RunResult run = Sh(
-        absl::StrCat(kPodman, " run -d --name ", name_, " --network=none ", kUlimits, " -v ",
+        absl::StrCat(kPodman, " run -d --name ", name_, " --network=none ", kPodmanUlimits, " -v ",
                      dir_->bin(), ":/opt/svc -v ", dir_->state(), ":/tmp/st --restart=on-failure ",
                      init ? "--init " : "", "--rootfs /:O /opt/svc/gateway --state_dir=/tmp/st"),
         absl::Seconds(60));
@@ -86,9 +75,6 @@ class PodmanTest : public ::testing::Test {
     EXPECT_EQ(Inspect(), "exited 0 0");
   }
 
-  static constexpr char kPodman[] = "podman --runtime runc";
-  // The sandbox cannot raise resource limits to podman's defaults.
-  static constexpr char kUlimits[] = "--ulimit nofile=1024:4096 --ulimit nproc=1000:2000";
   static std::string* skip_reason_;
   std::unique_ptr<ScratchDir> dir_;
   std::string name_;

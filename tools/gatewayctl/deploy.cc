@@ -8,17 +8,37 @@
 DEFINE_string(drain_timeout, "30s",
               "unit, k8s: the gateway's --drain_timeout; the supervisor's stop timeout is this "
               "plus 15s");
+DEFINE_string(shutdown_delay, "",
+              "unit, k8s: the gateway's --shutdown_delay (lame duck before the drain; default 0 "
+              "for unit, 5s for k8s); added to the supervisor's stop timeout");
 DEFINE_string(gateway_args, "",
               "unit, k8s: extra flags for the gateway, space-separated (e.g. "
               "\"--route=127.0.0.1:8080=127.0.0.1:9000\")");
 
 namespace gateway::ctl {
 
-absl::StatusOr<StopBudget> StopBudgetFromFlags() {
+absl::StatusOr<StopBudget> StopBudgetFromFlags(absl::Duration default_shutdown_delay) {
   absl::StatusOr<absl::Duration> drain = ParseDurationFlag("drain_timeout", FLAGS_drain_timeout);
   if (!drain.ok()) return drain.status();
-  bool given = !gflags::GetCommandLineFlagInfoOrDie("drain_timeout").is_default;
-  return StopBudget{*drain, *drain + kStopMargin, given};
+  absl::StatusOr<absl::Duration> delay =
+      FLAGS_shutdown_delay.empty() ? default_shutdown_delay
+                                   : ParseDurationFlag("shutdown_delay", FLAGS_shutdown_delay);
+  if (!delay.ok()) return delay.status();
+  StopBudget budget;
+  budget.drain = *drain;
+  budget.shutdown_delay = *delay;
+  budget.stop_timeout = *delay + *drain + kStopMargin;
+  budget.drain_given = !gflags::GetCommandLineFlagInfoOrDie("drain_timeout").is_default;
+  return budget;
+}
+
+std::vector<std::string> StopBudgetArgs(const StopBudget& budget) {
+  std::vector<std::string> args;
+  if (budget.drain_given) args.push_back("--drain_timeout=" + absl::FormatDuration(budget.drain));
+  if (budget.shutdown_delay > absl::ZeroDuration()) {
+    args.push_back("--shutdown_delay=" + absl::FormatDuration(budget.shutdown_delay));
+  }
+  return args;
 }
 
 std::vector<std::string> GatewayArgsFromFlags() {

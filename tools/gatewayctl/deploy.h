@@ -18,14 +18,23 @@ namespace gateway::ctl {
 inline constexpr absl::Duration kStopMargin = absl::Seconds(15);
 
 struct StopBudget {
-  absl::Duration drain;         // the gateway's --drain_timeout
-  absl::Duration stop_timeout;  // drain + kStopMargin, for the supervisor
+  absl::Duration drain;           // the gateway's --drain_timeout
+  absl::Duration shutdown_delay;  // the gateway's --shutdown_delay (lame duck)
+  // shutdown_delay + drain + kStopMargin, for the supervisor: the delay is
+  // served before the drain starts.
+  absl::Duration stop_timeout;
   // --drain_timeout was given, so the gateway must be told too.
   bool drain_given = false;
 };
 
-// From --drain_timeout (default 30s, the gateway's default).
-absl::StatusOr<StopBudget> StopBudgetFromFlags();
+// From --drain_timeout (default 30s, the gateway's default) and
+// --shutdown_delay (default `default_shutdown_delay`: 0 for a systemd unit,
+// 5s for Kubernetes, where endpoints learn of a stop late).
+absl::StatusOr<StopBudget> StopBudgetFromFlags(absl::Duration default_shutdown_delay);
+
+// The gateway flags that carry the budget: --drain_timeout when given,
+// --shutdown_delay when not zero.
+std::vector<std::string> StopBudgetArgs(const StopBudget& budget);
 
 // --gateway_args split on spaces: extra flags for the gateway's command line.
 std::vector<std::string> GatewayArgsFromFlags();

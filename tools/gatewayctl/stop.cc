@@ -19,7 +19,7 @@
 
 DEFINE_string(timeout, "45s",
               "stop: how long to wait for the gateway to exit before SIGKILL "
-              "(keep it above the gateway's --drain_timeout)");
+              "(keep it above the gateway's --shutdown_delay plus --drain_timeout)");
 DEFINE_string(reason, "", "stop, mark-planned: why, recorded in the marker and the evidence");
 
 namespace gateway::ctl {

@@ -51,12 +51,19 @@ absl::StatusOr<std::string> GatewayPath() {
   return candidate;
 }
 
+// "Shutdown delay 5s (--shutdown_delay) + " when there is one.
+std::string ShutdownDelayComment(const StopBudget& budget) {
+  if (budget.shutdown_delay <= absl::ZeroDuration()) return "";
+  return absl::StrCat("Shutdown delay ", absl::FormatDuration(budget.shutdown_delay),
+                      " (--shutdown_delay) + ");
+}
+
 bool StateDirGiven() { return !gflags::GetCommandLineFlagInfoOrDie("state_dir").is_default; }
 
 std::string ExecStart(const std::string& gateway, const StopBudget& budget) {
   std::vector<std::string> argv = {gateway};
   if (StateDirGiven()) argv.push_back("--state_dir=" + FLAGS_state_dir);
-  if (budget.drain_given) argv.push_back("--drain_timeout=" + absl::FormatDuration(budget.drain));
+  for (const std::string& arg : StopBudgetArgs(budget)) argv.push_back(arg);
   for (const std::string& arg : GatewayArgsFromFlags()) argv.push_back(arg);
   return absl::StrJoin(argv, " ");
 }
@@ -77,7 +84,8 @@ std::string StateDirectorySection() {
 }
 
 absl::StatusOr<std::string> SystemdUnit() {
-  absl::StatusOr<StopBudget> budget = StopBudgetFromFlags();
+  // No lame duck by default: systemd has no load balancer to tell.
+  absl::StatusOr<StopBudget> budget = StopBudgetFromFlags(absl::ZeroDuration());
   if (!budget.ok()) return budget.status();
   absl::StatusOr<std::string> gateway = GatewayPath();
   if (!gateway.ok()) return gateway.status();
@@ -115,8 +123,9 @@ absl::StatusOr<std::string> SystemdUnit() {
       "RestartPreventExitStatus=78\n"
       "# SIGTERM to the gateway alone (it drains); SIGKILL to whatever is left.\n"
       "KillMode=mixed\n"
-      "# Drain budget ", absl::FormatDuration(budget->drain), " (--drain_timeout) + ",
-      absl::FormatDuration(kStopMargin), " to close the rest, write the stop record and exit.\n"
+      "# ", ShutdownDelayComment(*budget), "Drain budget ", absl::FormatDuration(budget->drain),
+      " (--drain_timeout) + ", absl::FormatDuration(kStopMargin),
+      " to close the rest, write the stop record and exit.\n"
       "TimeoutStopSec=", CeilSeconds(budget->stop_timeout), "s\n",
       watchdog, StateDirectorySection(),
       "# Hardening that keeps the evidence the detectors read visible: no\n"
