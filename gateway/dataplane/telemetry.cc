@@ -180,7 +180,7 @@ std::string Telemetry::PrometheusText() const {
     absl::StrAppend(&out, "gateway_stops_total{class=\"", c, "\"} ", stop_class_ == c ? 1 : 0, "\n");
   }
   Family(&out, "gateway_previous_run_info", "gauge",
-         "How the previous run on this state directory ended (exit: none, clean, unclean).");
+         "How the previous run on this state directory ended (exit: none, clean, unclean, unrecorded).");
   absl::StrAppend(&out, "gateway_previous_run_info{exit=\"", Label(identity_.previous.exit),
                   "\",class=\"", Label(identity_.previous.stop_class), "\"} 1\n");
   Family(&out, "gateway_previous_exit_unclean", "gauge",
