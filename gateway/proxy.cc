@@ -45,6 +45,16 @@ class FdWatcher : public Watcher {
   std::function<void()> on_readable_;
 };
 
+class EventsWatcher : public Watcher {
+ public:
+  explicit EventsWatcher(std::function<void(uint32_t)> on_events)
+      : on_events_(std::move(on_events)) {}
+  void OnEvents(uint32_t events) override { on_events_(events); }
+
+ private:
+  std::function<void(uint32_t)> on_events_;
+};
+
 }  // namespace
 
 class Proxy::Listener : public Watcher {
@@ -264,6 +274,21 @@ void Proxy::Watch(int fd, std::function<void()> on_readable) {
   auto watcher = std::make_unique<FdWatcher>(std::move(on_readable));
   Register(fd, EPOLLIN, watcher.get());
   watched_[fd] = std::move(watcher);
+}
+
+void Proxy::WatchEvents(int fd, uint32_t events, std::function<void(uint32_t)> on_events) {
+  auto watcher = std::make_unique<EventsWatcher>(std::move(on_events));
+  Register(fd, events, watcher.get());
+  watched_[fd] = std::move(watcher);
+}
+
+void Proxy::ChangeWatch(int fd, uint32_t events) {
+  auto it = watched_.find(fd);
+  if (it == watched_.end()) return;
+  epoll_event event = {};
+  event.events = events;
+  event.data.ptr = it->second.get();
+  PCHECK(epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, fd, &event) == 0) << "epoll_ctl MOD " << fd;
 }
 
 void Proxy::Unwatch(int fd) {
