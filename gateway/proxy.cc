@@ -387,7 +387,22 @@ void Proxy::AcceptFrom(Listener* listener) {
     stats->total.fetch_add(1, std::memory_order_relaxed);
     absl::StatusOr<UniqueFd> upstream = StartConnect(listener->route_.upstream);
     if (!upstream.ok()) {
+      const int err = errno;  // StartConnect's failing call set it last
       stats->upstream_connect_errors.fetch_add(1);
+      if (err == EMFILE || err == ENFILE) {
+        // Out of descriptors for the upstream side: accepting on would
+        // only refuse every queued client in turn. Pause as above.
+        telemetry_->accept_errors.fetch_add(1);
+        absl::Time now = absl::Now();
+        if (now - last_accept_error_log_ > absl::Seconds(1)) {
+          LOG(WARNING) << "connection on " << listener->route_.listen.ToString()
+                       << " failed; pausing accepts for " << absl::FormatDuration(kAcceptPause)
+                       << " (upstream " << upstream.status().message() << ")";
+          last_accept_error_log_ = now;
+        }
+        accept_paused_until_ = now + kAcceptPause;
+        return;  // closing `client` tells that client at once
+      }
       continue;  // closing `client` tells the client at once
     }
     stats->active.fetch_add(1, std::memory_order_relaxed);
