@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -472,6 +473,11 @@ int Main(int argc, char** argv) {
                                }
                                if (request["cmd"] == "follow") {
                                  peer->Send({{"event", "following"}, {"pid", getpid()}});
+                                 // Followers that went away are forgotten.
+                                 followers.erase(
+                                     std::remove_if(followers.begin(), followers.end(),
+                                                    [](const auto& f) { return f->closed(); }),
+                                     followers.end());
                                  followers.push_back(std::move(peer));
                                  return;
                                }
@@ -574,6 +580,7 @@ int Main(int argc, char** argv) {
   }
   if (control) control->Stop();
   notify_followers({{"event", "stopped"}, {"record", StopRecordToJson(record)}});
+  if (control) control->FlushPending(absl::Seconds(1));  // bounded: a silent client cannot hold the exit
   LOG(INFO) << "exiting with status " << stop.exit_code << " ("
             << StopClassName(stop.verdict.stop_class) << ")";
   Exit(stop.exit_code);

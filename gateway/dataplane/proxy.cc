@@ -45,6 +45,16 @@ class FdWatcher : public Watcher {
   std::function<void()> on_readable_;
 };
 
+class EventsWatcher : public Watcher {
+ public:
+  explicit EventsWatcher(std::function<void(uint32_t)> on_events)
+      : on_events_(std::move(on_events)) {}
+  void OnEvents(uint32_t events) override { on_events_(events); }
+
+ private:
+  std::function<void(uint32_t)> on_events_;
+};
+
 }  // namespace
 
 class Proxy::Listener : public Watcher {
@@ -266,6 +276,21 @@ void Proxy::Watch(int fd, std::function<void()> on_readable) {
   watched_[fd] = std::move(watcher);
 }
 
+void Proxy::WatchEvents(int fd, uint32_t events, std::function<void(uint32_t)> on_events) {
+  auto watcher = std::make_unique<EventsWatcher>(std::move(on_events));
+  Register(fd, events, watcher.get());
+  watched_[fd] = std::move(watcher);
+}
+
+void Proxy::ChangeWatch(int fd, uint32_t events) {
+  auto it = watched_.find(fd);
+  if (it == watched_.end()) return;
+  epoll_event event = {};
+  event.events = events;
+  event.data.ptr = it->second.get();
+  PCHECK(epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, fd, &event) == 0) << "epoll_ctl MOD " << fd;
+}
+
 void Proxy::Unwatch(int fd) {
   Deregister(fd);
   // Freed after the current batch: an event for it may still be pending.
@@ -362,7 +387,22 @@ void Proxy::AcceptFrom(Listener* listener) {
     stats->total.fetch_add(1, std::memory_order_relaxed);
     absl::StatusOr<UniqueFd> upstream = StartConnect(listener->route_.upstream);
     if (!upstream.ok()) {
+      const int err = errno;  // StartConnect's failing call set it last
       stats->upstream_connect_errors.fetch_add(1);
+      if (err == EMFILE || err == ENFILE) {
+        // Out of descriptors for the upstream side: accepting on would
+        // only refuse every queued client in turn. Pause as above.
+        telemetry_->accept_errors.fetch_add(1);
+        absl::Time now = absl::Now();
+        if (now - last_accept_error_log_ > absl::Seconds(1)) {
+          LOG(WARNING) << "connection on " << listener->route_.listen.ToString()
+                       << " failed; pausing accepts for " << absl::FormatDuration(kAcceptPause)
+                       << " (upstream " << upstream.status().message() << ")";
+          last_accept_error_log_ = now;
+        }
+        accept_paused_until_ = now + kAcceptPause;
+        return;  // closing `client` tells that client at once
+      }
       continue;  // closing `client` tells the client at once
     }
     stats->active.fetch_add(1, std::memory_order_relaxed);

@@ -54,6 +54,11 @@ class Proxy {
   // Watches `fd` for readability (level-triggered); `on_readable` runs on
   // the loop's thread. The fd stays owned by the caller.
   void Watch(int fd, std::function<void()> on_readable);
+  // Like Watch, for `events` (EPOLLIN, EPOLLOUT, EPOLLRDHUP, ...;
+  // level-triggered); `on_events` gets what happened. ChangeWatch replaces
+  // the events of a watched fd.
+  void WatchEvents(int fd, uint32_t events, std::function<void(uint32_t)> on_events);
+  void ChangeWatch(int fd, uint32_t events);
   void Unwatch(int fd);
 
   // Runs the loop until `done()` holds (checked after every wake-up) or

@@ -188,13 +188,13 @@ void Replacer::HandOver(std::shared_ptr<ControlConnection> successor) {
   if (!sent.ok()) return Fail(absl::StrCat("could not hand over the sockets: ", sent.message()));
   LOG(INFO) << "replace: handed " << listeners.size() << " listener(s)"
             << (admin >= 0 ? " and the admin socket" : "") << " to pid " << child_;
-  options_.proxy->Watch(successor_->fd(), [this] { OnSuccessorMessage(); });
+  successor_->SetReader([this] { OnSuccessorMessage(); });
 }
 
 void Replacer::OnSuccessorMessage() {
   int fd = successor_->fd();
   absl::StatusOr<nlohmann::json> message = ReadControlLine(fd, absl::Seconds(1));
-  options_.proxy->Unwatch(fd);
+  successor_->SetReader(nullptr);
   if (message.ok() && message->value("ready", false)) {
     ready_ = true;
     LOG(INFO) << "replace: successor pid " << child_ << " is ready; expecting its SIGTERM";

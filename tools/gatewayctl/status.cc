@@ -2,6 +2,8 @@
 // directory, chain), how the run before it ended (also when it left no
 // record: killed, or a record that could not be written) and the last stop
 // record, or a clear "not running" (exit 3, as LSB init scripts do).
+#include <cstdio>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -14,13 +16,23 @@
 namespace gateway::ctl {
 namespace {
 
-// The running instance's own view over its control socket; null when it
-// does not answer (it still counts as running: its pid is alive).
-nlohmann::json LiveStatus(const StateDirectory& dir) {
-  absl::StatusOr<UniqueFd> control = ConnectControl(dir.PathOf(kControlSocket));
-  if (!control.ok() || !WriteControlLine(control->get(), {{"cmd", "status"}}).ok()) return nullptr;
-  absl::StatusOr<nlohmann::json> reply = ReadControlLine(control->get(), absl::Seconds(2));
-  if (!reply.ok() || !reply->contains("status")) return nullptr;
+// How long status waits for the running instance's own view: connecting,
+// asking and reading the answer together (README, "gatewayctl").
+constexpr absl::Duration kLiveStatusTimeout = absl::Seconds(3);
+
+// The running instance's own view over its control socket, or why there
+// is none (a stopped or wedged process still has a live pid).
+absl::StatusOr<nlohmann::json> LiveStatus(const StateDirectory& dir) {
+  absl::Time deadline = absl::Now() + kLiveStatusTimeout;
+  absl::StatusOr<UniqueFd> control = ConnectControl(dir.PathOf(kControlSocket), kLiveStatusTimeout);
+  if (!control.ok()) return control.status();
+  absl::Status sent = WriteControlLine(control->get(), {{"cmd", "status"}}, deadline - absl::Now());
+  if (!sent.ok()) return sent;
+  absl::StatusOr<nlohmann::json> reply = ReadControlLine(control->get(), deadline - absl::Now());
+  if (!reply.ok()) return reply.status();
+  if (!reply->contains("status") || !(*reply)["status"].is_object()) {
+    return absl::DataLossError("its answer has no status");
+  }
   return (*reply)["status"];
 }
 
@@ -42,6 +54,7 @@ int StatusCommand(const Invocation& inv) {
   PreviousRun previous =
       located->alive ? located->instance->previous : InspectPreviousRun(*located->dir);
   j["previous_run"] = PreviousRunToJson(previous);
+  std::string unanswered;  // why a live instance gave no status
   if (located->alive) {
     const InstanceInfo& info = *located->instance;
     j["instance"] = InstanceInfoToJson(info);
@@ -54,8 +67,22 @@ int StatusCommand(const Invocation& inv) {
                     "  exit codes: ", info.exit_codes, "\n");
     if (!info.admin.empty()) absl::StrAppend(&text, "  admin: http://", info.admin, "/\n");
     // Routes and connections come from the live process.
-    nlohmann::json live = LiveStatus(*located->dir);
-    if (live.is_object()) {
+    absl::StatusOr<nlohmann::json> answer = LiveStatus(*located->dir);
+    j["answering"] = answer.ok();
+    if (!answer.ok()) {
+      unanswered =
+          absl::IsDeadlineExceeded(answer.status())
+              ? absl::StrCat("gateway pid ", info.identity.pid,
+                             " did not answer on its control socket within ",
+                             absl::FormatDuration(kLiveStatusTimeout),
+                             "; it may be stopped (SIGSTOP) or wedged")
+              : absl::StrCat("gateway pid ", info.identity.pid,
+                             " did not answer on its control socket: ", answer.status().message());
+      j["error"] = unanswered;
+      absl::StrAppend(&text, "  not answering: routes and connections unknown\n");
+    }
+    if (answer.ok()) {
+      nlohmann::json live = *answer;
       j["instance"]["phase"] = live["phase"];
       j["instance"]["connections_active"] = live["connections_active"];
       j["instance"]["routes"] = live["routes"];
@@ -88,6 +115,10 @@ int StatusCommand(const Invocation& inv) {
     absl::StrAppend(&text, "last stop: none recorded\n");
   }
   PrintResult(inv, j, text);
+  if (!unanswered.empty()) {
+    std::fprintf(stderr, "gatewayctl: %s\n", unanswered.c_str());
+    return kExitFailure;
+  }
   return located->alive ? kExitOk : kExitNotRunning;
 }
 
