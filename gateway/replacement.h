@@ -36,6 +36,7 @@
 #include "gateway/proxy.h"
 #include "gateway/state_dir.h"
 #include "gateway/sys.h"
+#include "gateway/trusted_executable.h"
 
 namespace gateway {
 
@@ -76,7 +77,7 @@ class Replacer {
   void ReportToRequester(const nlohmann::json& event);
 
  private:
-  void StartSuccessor(std::shared_ptr<ControlConnection> requester, const std::string& binary);
+  void StartSuccessor(std::shared_ptr<ControlConnection> requester, TrustedExecutable executable);
   void HandOver(std::shared_ptr<ControlConnection> successor);
   void OnSuccessorMessage();
   void OnSuccessorExit();
