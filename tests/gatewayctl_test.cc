@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/harness/harness.h"
@@ -62,8 +63,11 @@ TEST(GatewayctlTest, StopEscalatesToSigkillAfterTheTimeout) {
   gw.child().Signal(SIGSTOP);  // a gateway that cannot react to SIGTERM
   RunResult stop = Gatewayctl({"stop", "--timeout=300ms", "--state_dir=" + gw.state_dir()});
   EXPECT_EQ(stop.status.code, 1);
-  EXPECT_EQ(stop.err, absl::StrCat("gatewayctl: pid ", gw.pid(),
-                                   " did not exit within 300ms; sent SIGKILL\n"));
+  EXPECT_TRUE(absl::StartsWith(
+      stop.err, absl::StrCat("sent SIGTERM to pid ", gw.pid(), "; waiting up to 300ms, then SIGKILL\n"
+                             "gatewayctl: pid ", gw.pid(), " did not exit within 300ms")))
+      << stop.err;
+  EXPECT_TRUE(absl::EndsWith(stop.err, "; sent SIGKILL\n")) << stop.err;
   EXPECT_EQ(gw.Wait().signal, SIGKILL);
 }
 

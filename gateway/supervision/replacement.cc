@@ -1,6 +1,7 @@
 // See replacement.h.
 #include "gateway/supervision/replacement.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -17,6 +18,7 @@
 #include "gateway/base/net.h"
 #include "gateway/stop/process_roles.h"
 #include "gateway/base/signals.h"
+#include "gateway/base/trusted_executable.h"
 #include "glog/logging.h"
 
 namespace gateway {
@@ -101,14 +103,28 @@ void Replacer::HandleRequest(const nlohmann::json& request,
     peer->Send({{"ok", false}, {"error", "replace refused: " + refusal}});
     return;
   }
-  std::string binary = request.contains("binary") && request["binary"].is_string()
-                           ? request["binary"].get<std::string>()
-                           : options_.executable;
-  StartSuccessor(std::move(peer), binary);
+  if (request.contains("binary") && !request["binary"].is_string()) {
+    peer->Send({{"ok", false}, {"error", "replace refused: \"binary\" must be a string"}});
+    return;
+  }
+  std::string binary =
+      request.contains("binary") ? request["binary"].get<std::string>() : options_.executable;
+  // The successor runs as we do (often root): only a binary that root or
+  // our uid put where nobody else can change it (trusted_executable.h),
+  // and the very inode checked is executed.
+  absl::StatusOr<TrustedExecutable> executable = OpenTrustedExecutable(binary, geteuid());
+  if (!executable.ok()) {
+    LOG(WARNING) << "replace refused: " << executable.status().message();
+    peer->Send({{"ok", false},
+                {"error", absl::StrCat("replace refused: ", executable.status().message())}});
+    return;
+  }
+  StartSuccessor(std::move(peer), *std::move(executable));
 }
 
 void Replacer::StartSuccessor(std::shared_ptr<ControlConnection> requester,
-                              const std::string& binary) {
+                              TrustedExecutable executable) {
+  const std::string& binary = executable.path;
   // Everything the child needs is built before fork(): after it, only
   // async-signal-safe calls (other threads may hold locks).
   std::vector<std::string> args;
@@ -152,7 +168,8 @@ void Replacer::StartSuccessor(std::shared_ptr<ControlConnection> requester,
     pid_t self = getpid();
     for (char* slot : pid_slots) WritePid(slot, self);
     ResetSignalsForExec();
-    execve(argv[0], argv.data(), envp.data());
+    if (executable.script) fcntl(executable.fd.get(), F_SETFD, 0);  // read via /dev/fd/N
+    fexecve(executable.fd.get(), argv.data(), envp.data());
     const char message[] = "gateway: error: cannot execute the successor binary\n";
     (void)!write(STDERR_FILENO, message, sizeof message - 1);
     _exit(127);

@@ -36,6 +36,7 @@
 #include "gateway/dataplane/proxy.h"
 #include "gateway/base/state_dir.h"
 #include "gateway/base/sys.h"
+#include "gateway/base/trusted_executable.h"
 
 namespace gateway {
 
@@ -76,7 +77,7 @@ class Replacer {
   void ReportToRequester(const nlohmann::json& event);
 
  private:
-  void StartSuccessor(std::shared_ptr<ControlConnection> requester, const std::string& binary);
+  void StartSuccessor(std::shared_ptr<ControlConnection> requester, TrustedExecutable executable);
   void HandOver(std::shared_ptr<ControlConnection> successor);
   void OnSuccessorMessage();
   void OnSuccessorExit();

@@ -2,17 +2,26 @@
 // (which stays in the same cgroup and supervision tree), follows the
 // hand-over over the control socket — successor started, ready, old
 // instance draining — and reports the old instance's recorded verdict.
-// Exits 0 only when the old instance recorded `takeover`.
+// Exits 0 only when the old instance recorded `takeover`. A --binary is
+// resolved against our working directory (the gateway's is not the
+// caller's) and checked here as the gateway will check it again
+// (gateway/base/trusted_executable.h), so a refusal is one clear line.
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <optional>
+#include <variant>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gateway/ops/control_server.h"
 #include "gateway/base/flags.h"
+#include "gateway/base/proc.h"
 #include "gateway/stop/stop_record.h"
+#include "gateway/base/trusted_executable.h"
 #include "gflags/gflags.h"
 #include "tools/gatewayctl/commands.h"
 
@@ -22,6 +31,34 @@ DEFINE_string(binary, "",
               "new version installed there is picked up)");
 
 namespace gateway::ctl {
+namespace {
+
+// --binary made absolute against our working directory and checked for
+// execution by the gateway's uid; the canonical path to send, or the
+// failure already reported.
+std::variant<std::string, int> CheckedBinary(const Invocation& inv, const ProcessIdentity& gateway) {
+  std::string binary = FLAGS_binary;
+  if (binary[0] != '/') {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) == nullptr) {
+      return Fail(inv, CommandError{kExitFailure,
+                                    absl::StrCat("cannot resolve --binary=", binary,
+                                                 ": getcwd: ", std::strerror(errno))});
+    }
+    binary = absl::StrCat(cwd, "/", binary);
+  }
+  // The successor runs as the gateway does, which need not be our uid.
+  std::optional<uid_t> owner = ReadProcessInfo(gateway.pid).uid;
+  absl::StatusOr<TrustedExecutable> executable =
+      OpenTrustedExecutable(binary, owner.value_or(geteuid()));
+  if (!executable.ok()) {
+    return Fail(inv, CommandError{kExitFailure, absl::StrCat("replace refused: ",
+                                                             executable.status().message())});
+  }
+  return executable->path;
+}
+
+}  // namespace
 
 int ReplaceCommand(const Invocation& inv) {
   absl::StatusOr<absl::Duration> timeout = ParseDurationFlag("timeout", FLAGS_timeout);
@@ -29,10 +66,16 @@ int ReplaceCommand(const Invocation& inv) {
   absl::StatusOr<Located> located = LocateRunning(inv.state_dir);
   if (!located.ok()) return Fail(inv, located.status());
   const ProcessIdentity old = located->instance->identity;
+  std::string binary;
+  if (!FLAGS_binary.empty()) {
+    std::variant<std::string, int> checked = CheckedBinary(inv, old);
+    if (std::holds_alternative<int>(checked)) return std::get<int>(checked);
+    binary = std::get<std::string>(checked);
+  }
   absl::StatusOr<UniqueFd> control = ConnectControl(located->dir->PathOf(kControlSocket));
   if (!control.ok()) return Fail(inv, control.status());
   nlohmann::json request = {{"cmd", "replace"}};
-  if (!FLAGS_binary.empty()) request["binary"] = FLAGS_binary;
+  if (!binary.empty()) request["binary"] = binary;
   absl::Status sent = WriteControlLine(control->get(), request);
   if (!sent.ok()) return Fail(inv, sent);
 

@@ -8,9 +8,12 @@
 
 #include "gateway/plugins/plugin_abi.h"
 
+#if defined(TEST_PLUGIN_CRASH_ON_PROBE) || defined(TEST_PLUGIN_CRASH_ON_STOP)
 /* A wild pointer, not NULL: UBSan's null check would turn a NULL load
- * into its own report and exit 1, and the tests want a real SIGSEGV. */
+ * into its own report and exit 1, and the tests want a real SIGSEGV.
+ * Only the crashing behaviours define it (warnings are errors). */
 static volatile int32_t* const kWildPointer = (volatile int32_t*)(uintptr_t)16;
+#endif
 
 static int32_t Detect(const struct gateway_stop_context* ctx, char* evidence,
                       size_t evidence_size) {
