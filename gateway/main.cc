@@ -4,7 +4,6 @@
 // controller's thread reads them and the detector chain classifies the
 // first. The exit status is the exit policy's answer for that class.
 #include <fcntl.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -31,6 +31,7 @@
 #include "gateway/dataplane/proxy.h"
 #include "gateway/supervision/replacement.h"
 #include "gateway/base/resources.h"
+#include "gateway/dataplane/route_reloader.h"
 #include "gateway/dataplane/routes.h"
 #include "gateway/supervision/sd_notify.h"
 #include "gateway/base/signals.h"
@@ -74,6 +75,8 @@ DEFINE_string(takeover_from, "",
               "listening sockets from the gateway serving this control socket");
 DEFINE_string(startup_delay_for_test, "0s",
               "Test only: stay in the starting phase this long before serving");
+DEFINE_string(reload_delay_for_test, "0s",
+              "Test only: each SIGHUP reload waits this long before reading --config");
 
 static gateway::RepeatableFlag route_is_repeatable("route");
 
@@ -84,7 +87,7 @@ constexpr char kUsage[] =
     "gateway: a layer-4 TCP gateway that knows why it is stopped.\n"
     "Usage: gateway [flags]\n"
     "Exit status: 0 planned or takeover stop, 1 unexpected stop, 75 temporary start-up\n"
-    "failure (instance lock held), 78 configuration error.";
+    "failure (instance lock held, address in use), 78 configuration error.";
 
 // While taking over, start-up errors are also reported to the predecessor,
 // which then keeps serving and tells the operator why.
@@ -125,33 +128,15 @@ void ListDetectors(const DetectorRegistry& registry) {
   }
 }
 
-absl::StatusOr<std::vector<Route>> LoadRoutes() {
-  absl::StatusOr<std::vector<Route>> routes = ParseRouteFlag(FLAGS_route);
-  if (!routes.ok() || FLAGS_config.empty()) return routes;
-  absl::StatusOr<std::vector<Route>> from_file = LoadRouteConfig(FLAGS_config);
-  if (!from_file.ok()) return from_file.status();
-  routes->insert(routes->end(), from_file->begin(), from_file->end());
-  absl::Status distinct = CheckRoutesAreDistinct(*routes);
-  if (!distinct.ok()) return distinct;
-  return routes;
+// The routes from --route and --config: start-up and every SIGHUP
+// (RouteReloader) validate with this one function.
+absl::StatusOr<std::vector<Route>> LoadRoutesFromFlags() {
+  return LoadRoutes(FLAGS_route, FLAGS_config);
 }
 
-// SIGHUP: re-read --config; a bad file or an address that cannot be bound
-// keeps the routes in force.
-void ReloadRoutes(Proxy* proxy, Telemetry* telemetry) {
-  if (FLAGS_config.empty()) {
-    LOG(WARNING) << "SIGHUP: nothing to reload (no --config)";
-    return;
-  }
-  absl::StatusOr<std::vector<Route>> routes = LoadRoutes();
-  absl::Status status = routes.ok() ? proxy->SetRoutes(*routes) : routes.status();
-  if (!status.ok()) {
-    telemetry->reloads_failed.fetch_add(1);
-    LOG(ERROR) << "SIGHUP: keeping the current routes: " << status.message();
-    return;
-  }
-  telemetry->reloads_ok.fetch_add(1);
-  LOG(INFO) << "SIGHUP: " << routes->size() << " route(s) in force from " << FLAGS_config;
+// The exit status for a listener that could not be bound (net.h decides).
+int BindFailureExitCode(const absl::Status& status) {
+  return IsTemporaryBindFailure(status) ? kExitTemporary : kExitConfigError;
 }
 
 // Lets open connections finish until none is left, the deadline passes or
@@ -318,7 +303,9 @@ int Main(int argc, char** argv) {
   absl::Duration startup_delay = ValueOrExit(
       ParseDurationFlag("startup_delay_for_test", FLAGS_startup_delay_for_test),
       kExitConfigError);
-  std::vector<Route> routes = ValueOrExit(LoadRoutes(), kExitConfigError);
+  absl::Duration reload_delay = ValueOrExit(
+      ParseDurationFlag("reload_delay_for_test", FLAGS_reload_delay_for_test), kExitConfigError);
+  std::vector<Route> routes = ValueOrExit(LoadRoutesFromFlags(), kExitConfigError);
   std::optional<SocketAddress> admin_address;
   if (!FLAGS_admin.empty()) {
     admin_address = ValueOrExit(SocketAddress::Parse(FLAGS_admin), kExitConfigError);
@@ -353,16 +340,24 @@ int Main(int argc, char** argv) {
   if (!status.ok()) ExitWithError(kExitConfigError, status.message());
 
   SdNotifier notifier(environment);
-  UniqueFd reload_fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  // The reloader exists once the listeners are bound; a SIGHUP before that
+  // is remembered and requested then.
+  std::mutex reloader_mu;
+  RouteReloader* reloader = nullptr;    // guarded by reloader_mu
+  bool reload_before_reloader = false;  // guarded by reloader_mu
   StopController::Options options;
   options.chain = std::move(chain);
   options.exit_policy = exit_policy;
   options.state_dir = &state_dir;
   options.marker_ttl = marker_ttl;
   options.self = self;
-  options.on_reload = [fd = reload_fd.get()] {
-    uint64_t one = 1;
-    (void)!write(fd, &one, sizeof one);
+  options.on_reload = [&] {
+    std::lock_guard<std::mutex> lock(reloader_mu);
+    if (reloader == nullptr) {
+      reload_before_reloader = true;
+      return;
+    }
+    reloader->Request();
   };
   StopController controller(std::move(options));
   controller.SetPhase(Phase::kStarting);
@@ -395,8 +390,7 @@ int Main(int argc, char** argv) {
   status = proxy.SetRoutes(routes, &inherited);
   if (!status.ok()) {
     RemoveRunningSentinelIfOurs(state_dir, self.identity);
-    ExitWithError(absl::IsUnavailable(status) ? kExitTemporary : kExitConfigError,
-                  status.message());
+    ExitWithError(BindFailureExitCode(status), status.message());
   }
   std::unique_ptr<AdminServer> admin;
   std::string admin_bound;
@@ -409,7 +403,8 @@ int Main(int argc, char** argv) {
     inherited.erase(wanted);
     if (!admin_fd.ok()) {
       RemoveRunningSentinelIfOurs(state_dir, self.identity);
-      ExitWithError(kExitTemporary, absl::StrCat("admin server: ", admin_fd.status().message()));
+      ExitWithError(BindFailureExitCode(admin_fd.status()),
+                    absl::StrCat("admin server: ", admin_fd.status().message()));
     }
     admin_bound = SocketAddress::OfSocket(admin_fd->get())->ToString();
     admin = ValueOrExit(AdminServer::Start(std::move(*admin_fd), &telemetry), kExitTemporary);
@@ -418,11 +413,19 @@ int Main(int argc, char** argv) {
     LOG(WARNING) << "inherited listening socket " << address << " matches no route; closing it";
   }
   inherited.clear();
-  proxy.Watch(reload_fd.get(), [&] {
-    uint64_t count;
-    (void)!read(reload_fd.get(), &count, sizeof count);
-    ReloadRoutes(&proxy, &telemetry);
-  });
+  RouteReloader::Options reload_options;
+  reload_options.config_path = FLAGS_config;
+  reload_options.load = LoadRoutesFromFlags;
+  reload_options.stopping = [&controller] { return controller.stop_requested(); };
+  reload_options.proxy = &proxy;
+  reload_options.telemetry = &telemetry;
+  reload_options.delay_for_test = reload_delay;
+  RouteReloader route_reloader(std::move(reload_options));
+  {
+    std::lock_guard<std::mutex> lock(reloader_mu);
+    reloader = &route_reloader;
+    if (reload_before_reloader) route_reloader.Request();
+  }
   proxy.Watch(controller.wake_fd(), [&] { controller.ClearWake(); });
 
   Replacer::Options replace_options;

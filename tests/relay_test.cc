@@ -307,9 +307,10 @@ TEST_F(RelayTest, SighupReloadsTheConfigAndKeepsItWhenTheNewOneIsBad) {
 
 TEST_F(RelayTest, BusyListenAddressIsAStartUpFailureWithOneLine) {
   EchoServer upstream;
-  // The echo server's own port is busy: listen there.
+  // The echo server's own port is busy: listen there (relaying elsewhere:
+  // a route to its own listen address is refused before any bind).
   Gateway::Options options;
-  options.flags = {Route(upstream.port(), upstream.port())};
+  options.flags = {Route(upstream.port(), FreePort())};
   Gateway gw(TestName(), options);
   ExitStatus status = gw.Wait();
   EXPECT_TRUE(status.exited && status.code == 75) << status.Describe();

@@ -1,7 +1,12 @@
 // JSON helpers; see json_util.h.
 #include "gateway/base/json_util.h"
 
+#include <algorithm>
+#include <istream>
 #include <limits>
+#include <set>
+#include <streambuf>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -91,7 +96,82 @@ absl::StatusOr<absl::Time> ParseTime(const std::string& text) {
   return t;
 }
 
+namespace {
+
+// A read-only stream over `text` that knows how far the parser has read.
+class CountingBuffer : public std::streambuf {
+ public:
+  explicit CountingBuffer(const std::string& text) {
+    char* begin = const_cast<char*>(text.data());  // only ever read
+    setg(begin, begin, begin + text.size());
+  }
+  size_t consumed() const { return static_cast<size_t>(gptr() - eback()); }
+};
+
+// A SAX pass that fails on the first key seen twice in one object and
+// records where. nlohmann reports no position for a key, but it calls
+// key() right after reading the key's closing quote, so the stream's
+// position says where the key is.
+class DuplicateKeyFinder : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  DuplicateKeyFinder(const std::string& text, const CountingBuffer* buffer)
+      : text_(text), buffer_(buffer) {}
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override {
+    keys_.emplace_back();
+    return true;
+  }
+  bool key(string_t& key) override {
+    if (keys_.back().insert(key).second) return true;
+    error_ = absl::StrCat("duplicate key '", key, "' at line ", LineAt(buffer_->consumed()));
+    return false;
+  }
+  bool end_object() override {
+    keys_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t position, const std::string&,
+                   const nlohmann::detail::exception&) override {
+    error_ = absl::StrCat("malformed or truncated JSON at line ", LineAt(position));
+    return false;
+  }
+
+  const std::string& error() const { return error_; }
+
+ private:
+  // The line of the character just before `position` (bytes read so far).
+  int LineAt(size_t position) const {
+    size_t end = std::min(position > 0 ? position - 1 : 0, text_.size());
+    return 1 + static_cast<int>(std::count(text_.begin(), text_.begin() + end, '\n'));
+  }
+
+  const std::string& text_;
+  const CountingBuffer* buffer_;
+  std::vector<std::set<std::string>> keys_;  // one set per open object
+  std::string error_;
+};
+
+}  // namespace
+
 absl::StatusOr<nlohmann::json> ParseJsonObject(const std::string& text) {
+  {
+    CountingBuffer buffer(text);
+    std::istream stream(&buffer);
+    DuplicateKeyFinder finder(text, &buffer);
+    if (!nlohmann::json::sax_parse(stream, &finder)) {
+      return absl::InvalidArgumentError(
+          finder.error().empty() ? "malformed or truncated JSON" : finder.error());
+    }
+  }
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return absl::InvalidArgumentError("malformed or truncated JSON");
   if (!j.is_object()) return absl::InvalidArgumentError("JSON is not an object");

@@ -40,7 +40,10 @@ std::string FormatRfc3339(absl::Time t);
 // Parses RFC 3339 (any offset, optional fraction).
 absl::StatusOr<absl::Time> ParseTime(const std::string& text);
 
-// Parses text that must be one JSON object; never throws.
+// Parses text that must be one JSON object; never throws. A key that
+// appears twice in one object is an error ("duplicate key 'listen' at line
+// 4"), not last-wins: an operator who wrote it twice meant one of them.
+// Malformed text says where: "malformed or truncated JSON at line 3".
 absl::StatusOr<nlohmann::json> ParseJsonObject(const std::string& text);
 
 // An integer JSON value within [min, max], or nullopt. nlohmann's get<int>()

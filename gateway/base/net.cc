@@ -93,23 +93,86 @@ absl::Status SetNonBlocking(int fd) {
   return absl::OkStatus();
 }
 
+namespace {
+
+bool IsWildcard(const SocketAddress& a) {
+  if (a.family() == AF_INET) {
+    return reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr.s_addr == htonl(INADDR_ANY);
+  }
+  return a.family() == AF_INET6 &&
+         IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_addr);
+}
+
+bool IsLoopback(const SocketAddress& a) {
+  if (a.family() == AF_INET) {
+    return (ntohl(reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr.s_addr) >> 24) == 127;
+  }
+  return a.family() == AF_INET6 &&
+         IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_addr);
+}
+
+bool SameHost(const SocketAddress& a, const SocketAddress& b) {
+  if (a.family() == AF_INET) {
+    return reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr.s_addr ==
+           reinterpret_cast<const sockaddr_in*>(&b.storage)->sin_addr.s_addr;
+  }
+  return IN6_ARE_ADDR_EQUAL(&reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_addr,
+                            &reinterpret_cast<const sockaddr_in6*>(&b.storage)->sin6_addr);
+}
+
+// The status for a failed bind or listen: the code says whether it is
+// temporary (see net.h), the message says what to do.
+absl::Status BindFailure(int err, const SocketAddress& address) {
+  std::string what = absl::StrCat("cannot listen on ", address.ToString(), ": ");
+  switch (err) {
+    case EADDRINUSE:
+      return absl::UnavailableError(absl::StrCat(what, "address already in use"));
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+      return absl::UnavailableError(absl::StrCat(what, std::strerror(err)));
+    case EACCES:
+    case EPERM:
+      return absl::FailedPreconditionError(absl::StrCat(
+          what, "permission denied (a port below net.ipv4.ip_unprivileged_port_start needs "
+                "root or CAP_NET_BIND_SERVICE)"));
+    case EADDRNOTAVAIL:
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, "not an address of this host (EADDRNOTAVAIL)"));
+    default:
+      return absl::FailedPreconditionError(absl::StrCat(what, std::strerror(err)));
+  }
+}
+
+}  // namespace
+
+bool ListenAddressCovers(const SocketAddress& listen, const SocketAddress& target) {
+  if (listen.family() != target.family() || listen.port() != target.port()) return false;
+  if (listen.family() != AF_INET && listen.family() != AF_INET6) return false;
+  if (SameHost(listen, target)) return true;
+  if (IsWildcard(listen)) return IsLoopback(target) || IsWildcard(target);
+  // A connect to the wildcard address goes to the loopback address.
+  if (IsWildcard(target)) {
+    if (listen.family() == AF_INET) {
+      return reinterpret_cast<const sockaddr_in*>(&listen.storage)->sin_addr.s_addr ==
+             htonl(INADDR_LOOPBACK);
+    }
+    return IsLoopback(listen);
+  }
+  return false;
+}
+
+bool IsTemporaryBindFailure(const absl::Status& status) { return absl::IsUnavailable(status); }
+
 absl::StatusOr<UniqueFd> BindListener(const SocketAddress& address) {
   UniqueFd fd(socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return ErrnoStatus(errno, "socket");
+  if (!fd.valid()) return BindFailure(errno, address);
   int one = 1;
   setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (address.family() == AF_INET6) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (bind(fd.get(), address.get(), address.length) != 0) {
-    int err = errno;
-    if (err == EADDRINUSE) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot listen on ", address.ToString(), ": address already in use"));
-    }
-    return ErrnoStatus(err, absl::StrCat("cannot listen on ", address.ToString()));
-  }
-  if (listen(fd.get(), 4096) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("listen on ", address.ToString()));
-  }
+  if (bind(fd.get(), address.get(), address.length) != 0) return BindFailure(errno, address);
+  if (listen(fd.get(), 4096) != 0) return BindFailure(errno, address);
   return fd;
 }
 

@@ -28,9 +28,25 @@ struct SocketAddress {
   std::string ToString() const;
 };
 
-// A non-blocking TCP listener (SO_REUSEADDR, backlog 4096). Unavailable
-// with a clear message when the address is in use.
+// Whether a connection to `target` reaches a socket listening on
+// `listen`: same family and port, and the same address, or `listen` is the
+// wildcard (0.0.0.0, [::]) and `target` a loopback or wildcard address (a
+// connect to the wildcard goes to 127.0.0.1 / ::1). Other local interface
+// addresses and IPv4-mapped IPv6 are not considered.
+bool ListenAddressCovers(const SocketAddress& listen, const SocketAddress& target);
+
+// A non-blocking TCP listener (SO_REUSEADDR, backlog 4096). The status
+// code of a failure is what start-up turns into an exit status, decided
+// here once (docs/configuration.md, "Start-up failures"):
+//   Unavailable (temporary, exit 75): EADDRINUSE; EMFILE, ENFILE, ENOBUFS,
+//     ENOMEM (out of descriptors or memory now).
+//   FailedPrecondition (configuration error, exit 78): EACCES, EPERM (a
+//     port below ip_unprivileged_port_start without CAP_NET_BIND_SERVICE),
+//     EADDRNOTAVAIL (not an address of this host), anything else.
 absl::StatusOr<UniqueFd> BindListener(const SocketAddress& address);
+// Whether a BindListener failure may go away by itself (exit 75) rather
+// than being a configuration error (exit 78).
+bool IsTemporaryBindFailure(const absl::Status& status);
 
 // Starts a non-blocking connect; returns the socket (connected or
 // in progress, EINPROGRESS).

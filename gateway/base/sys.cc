@@ -62,6 +62,55 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return ReadFileAt(AT_FDCWD, path);
 }
 
+namespace {
+
+const char* FileTypeName(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a plain file";
+}
+
+}  // namespace
+
+std::string FormatByteSize(uint64_t bytes) {
+  if (bytes >= (1u << 20) && bytes % (1u << 20) == 0) return absl::StrCat(bytes >> 20, " MiB");
+  if (bytes >= (1u << 10) && bytes % (1u << 10) == 0) return absl::StrCat(bytes >> 10, " KiB");
+  return absl::StrCat(bytes, " bytes");
+}
+
+absl::StatusOr<std::string> ReadRegularFile(const std::string& path, size_t max_bytes) {
+  UniqueFd fd(RetryOnEintr([&] { return open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC); }));
+  if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("fstat ", path));
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is not a regular file (", FileTypeName(st.st_mode), ")"));
+  }
+  auto too_large = [&](const std::string& size) {
+    return absl::OutOfRangeError(absl::StrCat(path, " is ", size, ", over the ",
+                                              FormatByteSize(max_bytes), " limit"));
+  };
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    return too_large(absl::StrCat(st.st_size, " bytes"));
+  }
+  std::string contents(max_bytes + 1, '\0');
+  size_t total = 0;
+  while (total < contents.size()) {
+    ssize_t n = RetryOnEintr(
+        [&] { return read(fd.get(), contents.data() + total, contents.size() - total); });
+    if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
+    if (n == 0) break;
+    total += static_cast<size_t>(n);
+  }
+  if (total > max_bytes) return too_large("growing while it is read");
+  contents.resize(total);
+  return contents;
+}
+
 absl::Status WriteAll(int fd, absl::string_view data) {
   while (!data.empty()) {
     ssize_t n = RetryOnEintr([&] { return write(fd, data.data(), data.size()); });

@@ -7,6 +7,8 @@
 #include <sys/types.h>
 
 #include <cerrno>
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -59,6 +61,17 @@ absl::Status ErrnoStatus(int err, absl::string_view what);
 absl::StatusOr<std::string> ReadFileAt(int dirfd, const std::string& path,
                                        bool nofollow = false);
 absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// Reads a whole regular file of at most `max_bytes`, for files an operator
+// names (the config): opened without blocking (O_NONBLOCK, so a FIFO with
+// no writer cannot hang the open), refused unless fstat says it is a
+// regular file (FailedPrecondition, "is not a regular file (a FIFO)") and
+// refused when larger than `max_bytes` (OutOfRange) before anything is
+// read; never reads more than max_bytes + 1, so a file that grows while it
+// is read is refused too. Messages start with `path`.
+absl::StatusOr<std::string> ReadRegularFile(const std::string& path, size_t max_bytes);
+// "1 MiB", "64 KiB", "100 bytes": for limits in messages.
+std::string FormatByteSize(uint64_t bytes);
 
 // Writes `contents` to `name` inside `dirfd` atomically: a temporary file in
 // the same directory, fsync, rename over `name`, fsync of the directory.

@@ -303,6 +303,9 @@ void Proxy::Unwatch(int fd) {
 
 absl::Status Proxy::SetRoutes(const std::vector<Route>& routes,
                               std::map<std::string, UniqueFd>* inherited) {
+  if (stopped_accepting_) {
+    return absl::FailedPreconditionError("stopped accepting (draining): no listener is re-opened");
+  }
   absl::Status distinct = CheckRoutesAreDistinct(routes);
   if (!distinct.ok()) return distinct;
   // First acquire every new listener, so a failure changes nothing.
@@ -491,6 +494,7 @@ void Proxy::RunUntil(const std::function<bool()>& done, absl::Time deadline,
 }
 
 void Proxy::StopAccepting() {
+  stopped_accepting_ = true;
   for (auto& listener : listeners_) {
     epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, listener->fd_.get(), nullptr);
     listener->fd_.Reset();

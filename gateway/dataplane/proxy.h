@@ -47,7 +47,9 @@ class Proxy {
   // their upstream), takes a listener for a new address from `inherited`
   // (keyed by address, e.g. from a predecessor or socket activation) or
   // binds it, and closes listeners no longer wanted. All or nothing: on
-  // error nothing changes. Unavailable when an address is in use.
+  // error nothing changes. Unavailable when an address is in use;
+  // FailedPrecondition once StopAccepting() ran (a draining proxy never
+  // listens again).
   absl::Status SetRoutes(const std::vector<Route>& routes,
                          std::map<std::string, UniqueFd>* inherited = nullptr);
 
@@ -117,6 +119,7 @@ class Proxy {
   std::vector<std::unique_ptr<Watcher>> retired_;
   std::optional<absl::Time> accept_paused_until_;
   bool child_may_hold_descriptors_ = false;
+  bool stopped_accepting_ = false;
   std::atomic<int64_t> last_iteration_ns_{absl::GetCurrentTimeNanos()};
   absl::Time last_accept_error_log_ = absl::InfinitePast();
 };

@@ -19,6 +19,11 @@ absl::StatusOr<Route> MakeRoute(const std::string& name, const std::string& list
   absl::StatusOr<SocketAddress> u = SocketAddress::Parse(upstream);
   if (!u.ok()) return u.status();
   if (u->port() == 0) return absl::InvalidArgumentError(absl::StrCat("upstream ", upstream, " has port 0"));
+  if (ListenAddressCovers(*l, *u)) {
+    return absl::InvalidArgumentError(absl::StrCat("upstream ", u->ToString(),
+                                                   " relays to its own listen address ",
+                                                   l->ToString(), " (it would loop)"));
+  }
   Route route;
   route.name = name.empty() ? listen : name;
   route.listen = *l;
@@ -67,14 +72,20 @@ absl::StatusOr<std::vector<Route>> ParseRouteConfig(const std::string& json,
   for (const nlohmann::json& r : j["routes"]) {
     std::string where = absl::StrCat("routes[", index++, "]");
     if (!r.is_object()) return error(absl::StrCat(where, " is not an object"));
+    // Every key is known, and the string keys, when present, are non-empty
+    // strings: a mistyped value is an error, never a silent default.
     for (auto it = r.begin(); it != r.end(); ++it) {
       if (it.key() != "name" && it.key() != "listen" && it.key() != "upstream" &&
           it.key() != "connect_timeout") {
         return error(absl::StrCat(where, ": unknown key '", it.key(), "'"));
       }
+      if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
+        return error(absl::StrCat(where, ": \"", it.key(), "\" must be a non-empty string, not ",
+                                  TruncateUtf8(DumpJson(*it), 64)));
+      }
     }
     auto text = [&](const char* key) {
-      return r.contains(key) && r[key].is_string() ? r[key].get<std::string>() : std::string();
+      return r.contains(key) ? r[key].get<std::string>() : std::string();
     };
     if (text("listen").empty() || text("upstream").empty()) {
       return error(absl::StrCat(where, " needs \"listen\" and \"upstream\" strings"));
@@ -96,9 +107,21 @@ absl::StatusOr<std::vector<Route>> ParseRouteConfig(const std::string& json,
 }
 
 absl::StatusOr<std::vector<Route>> LoadRouteConfig(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadFile(path);
+  absl::StatusOr<std::string> text = ReadRegularFile(path, kMaxConfigBytes);
   if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat("config ", text.status().message()));
   return ParseRouteConfig(*text, path);
+}
+
+absl::StatusOr<std::vector<Route>> LoadRoutes(const std::string& route_flag,
+                                              const std::string& config_path) {
+  absl::StatusOr<std::vector<Route>> routes = ParseRouteFlag(route_flag);
+  if (!routes.ok() || config_path.empty()) return routes;
+  absl::StatusOr<std::vector<Route>> from_file = LoadRouteConfig(config_path);
+  if (!from_file.ok()) return from_file.status();
+  routes->insert(routes->end(), from_file->begin(), from_file->end());
+  absl::Status distinct = CheckRoutesAreDistinct(*routes);
+  if (!distinct.ok()) return distinct;
+  return routes;
 }
 
 absl::Status CheckRoutesAreDistinct(const std::vector<Route>& routes) {

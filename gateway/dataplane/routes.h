@@ -18,6 +18,9 @@
 namespace gateway {
 
 inline constexpr absl::Duration kDefaultConnectTimeout = absl::Seconds(5);
+// The largest config file read (docs/configuration.md); a config of a few
+// thousand routes is well under it.
+inline constexpr size_t kMaxConfigBytes = 1 << 20;
 
 struct Route {
   std::string name;  // "web", or the listen address when unnamed
@@ -31,7 +34,14 @@ absl::StatusOr<std::vector<Route>> ParseRouteFlag(const std::string& text);
 // Parses the JSON config text; `origin` names it in error messages.
 absl::StatusOr<std::vector<Route>> ParseRouteConfig(const std::string& json,
                                                     const std::string& origin);
+// Reads and parses the config file; refuses a file that is not a regular
+// file or is larger than kMaxConfigBytes without reading it (a FIFO or a
+// huge file must not stall whoever loads it).
 absl::StatusOr<std::vector<Route>> LoadRouteConfig(const std::string& path);
+// The routes of --route and --config together: the one validation that
+// start-up and SIGHUP both run (and a future `gateway --check`).
+absl::StatusOr<std::vector<Route>> LoadRoutes(const std::string& route_flag,
+                                              const std::string& config_path);
 // Fails on two routes with the same name or listen address.
 absl::Status CheckRoutesAreDistinct(const std::vector<Route>& routes);
 

@@ -1,6 +1,7 @@
 // Route flags and the JSON config format.
 #include "gateway/dataplane/routes.h"
 
+#include "gateway/base/json_util.h"
 #include "gtest/gtest.h"
 
 namespace gateway {
@@ -56,11 +57,57 @@ TEST(RoutesTest, BadConfigFilesNameTheProblem) {
       {R"({"routes": [{"name": "a", "listen": "127.0.0.1:1", "upstream": "127.0.0.1:2"},
                       {"name": "a", "listen": "127.0.0.1:3", "upstream": "127.0.0.1:2"}]})",
        "route name 'a' is used twice"},
+      // Issue 13: duplicate keys, mistyped known keys, a route to itself.
+      {"{\"routes\": [{\"listen\": \"127.0.0.1:1\",\n\"upstream\": \"127.0.0.1:2\",\n"
+       "\"listen\": \"127.0.0.1:3\"}]}",
+       "test.json: duplicate key 'listen' at line 3"},
+      {"{\"routes\": [],\n\n \"routes\": []}", "duplicate key 'routes' at line 3"},
+      {R"({"routes": [{"name": 7, "listen": "127.0.0.1:1", "upstream": "127.0.0.1:2"}]})",
+       "routes[0]: \"name\" must be a non-empty string"},
+      {R"({"routes": [{"name": "", "listen": "127.0.0.1:1", "upstream": "127.0.0.1:2"}]})",
+       "routes[0]: \"name\" must be a non-empty string"},
+      {R"({"routes": [{"listen": 80, "upstream": "127.0.0.1:2"}]})",
+       "routes[0]: \"listen\" must be a non-empty string"},
+      {R"({"routes": [{"listen": "127.0.0.1:1", "upstream": "127.0.0.1:2", "connect_timeout": 5}]})",
+       "routes[0]: \"connect_timeout\" must be a non-empty string"},
+      {R"({"routes": [{"listen": "127.0.0.1:7", "upstream": "127.0.0.1:7"}]})",
+       "routes[0]: upstream 127.0.0.1:7 relays to its own listen address 127.0.0.1:7"},
   };
   for (const Case& c : cases) {
     absl::Status status = ParseRouteConfig(c.json, "test.json").status();
     EXPECT_NE(status.message().find(c.message), std::string::npos)
         << c.json << " -> " << status;
+  }
+}
+
+TEST(RoutesTest, DuplicateKeysInNestedObjectsAreFoundAndSiblingsMayShareKeys) {
+  // The same key in two sibling objects is fine; twice in one is not.
+  EXPECT_TRUE(ParseRouteConfig(R"({"routes": [{"listen": "127.0.0.1:1", "upstream": "127.0.0.1:2"},
+                                              {"listen": "127.0.0.1:3", "upstream": "127.0.0.1:2"}]})",
+                               "test.json")
+                  .ok());
+  absl::Status status = ParseJsonObject("{\"a\": {\"b\": 1,\r\n\"b\": 2}}").status();
+  EXPECT_EQ(status.message(), "duplicate key 'b' at line 2") << status;
+  // An escaped key is compared as the string it stands for.
+  status = ParseJsonObject(R"({"a": 1, "\u0061": 2})").status();
+  EXPECT_EQ(status.message(), "duplicate key 'a' at line 1") << status;
+  status = ParseJsonObject("{\"a\": 1,\n\n  nope}").status();
+  EXPECT_EQ(status.message(), "malformed or truncated JSON at line 3") << status;
+}
+
+// The route-to-itself check: equal addresses, and a wildcard listen address
+// that covers a loopback or wildcard upstream on the same port and family.
+TEST(RoutesTest, RoutesThatRelayToThemselvesAreRefused) {
+  for (const char* looping : {"127.0.0.1:9=127.0.0.1:9", "0.0.0.0:9=127.0.0.1:9",
+                              "0.0.0.0:9=127.0.0.5:9", "127.0.0.1:9=0.0.0.0:9", "[::]:9=[::1]:9",
+                              "[::1]:9=[::1]:9", "[::1]:9=[::]:9"}) {
+    absl::Status status = ParseRouteFlag(looping).status();
+    EXPECT_NE(status.message().find("relays to its own listen address"), std::string::npos)
+        << looping << " -> " << status;
+  }
+  for (const char* fine : {"127.0.0.1:9=127.0.0.1:10", "127.0.0.1:9=127.0.0.2:9",
+                           "[::]:9=127.0.0.1:9", "0.0.0.0:9=[::1]:9"}) {
+    EXPECT_TRUE(ParseRouteFlag(fine).ok()) << fine;
   }
 }
 

@@ -188,9 +188,12 @@ std::string Telemetry::PrometheusText() const {
   absl::StrAppend(&out, "gateway_previous_exit_unclean ",
                   identity_.previous.exit == "unclean" ? 1 : 0, "\n");
   if (recorded) AppendRecordedStops(*recorded, &out);
-  Family(&out, "gateway_config_reloads_total", "counter", "SIGHUP reloads by result.");
+  Family(&out, "gateway_config_reloads_total", "counter",
+         "SIGHUP reloads by result (refused_stopping: after a stop was latched).");
   absl::StrAppend(&out, "gateway_config_reloads_total{result=\"ok\"} ", reloads_ok.load(), "\n");
   absl::StrAppend(&out, "gateway_config_reloads_total{result=\"failed\"} ", reloads_failed.load(), "\n");
+  absl::StrAppend(&out, "gateway_config_reloads_total{result=\"refused_stopping\"} ",
+                  reloads_refused_stopping.load(), "\n");
   Family(&out, "gateway_start_time_seconds", "gauge", "Start time of this process (Unix).");
   absl::StrAppend(&out, "gateway_start_time_seconds ", absl::ToUnixSeconds(identity_.started_at), "\n");
   return out;

@@ -60,6 +60,7 @@ class Telemetry {
   std::atomic<int64_t> closed_at_deadline{0};
   std::atomic<int64_t> reloads_ok{0};
   std::atomic<int64_t> reloads_failed{0};
+  std::atomic<int64_t> reloads_refused_stopping{0};  // SIGHUP after a stop was latched
   std::atomic<int64_t> replacements_started{0};
   std::atomic<int64_t> replacements_failed{0};
 
