@@ -137,7 +137,7 @@ pid_t SpawnWithPid(pid_t pid, const std::string& state_dir, const std::string& l
     pid_t child = fork();
     if (child == 0) {
       if (getpid() != pid) ExitForkedChild(0);  // someone else took it: try again
-      freopen(log.c_str(), "w", stderr);
+      if (freopen(log.c_str(), "w", stderr) == nullptr) ExitForkedChild(70);
       char* envp[] = {const_cast<char*>("PATH=/usr/bin:/bin"), nullptr};
       execve(argv[0], argv.data(), envp);
       ExitForkedChild(127);

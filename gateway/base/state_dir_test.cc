@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -17,7 +18,8 @@ namespace {
 std::string TempPath(const std::string& name) {
   std::string root = std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp";
   std::string path = absl::StrCat(root, "/statedir-", name);
-  std::system(absl::StrCat("rm -rf ", path).c_str());
+  std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
   return path;
 }
 

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <filesystem>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -18,7 +19,8 @@ class InstanceTest : public ::testing::Test {
     std::string root = std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp";
     std::string path = absl::StrCat(root, "/instance-",
                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::system(absl::StrCat("rm -rf ", path).c_str());
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
     dir_.emplace(*StateDirectory::OpenOrCreate(path));
     self_ = *ReadProcessIdentity(getpid());
   }

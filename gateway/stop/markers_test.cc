@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -19,7 +20,8 @@ class MarkersTest : public ::testing::Test {
   void SetUp() override {
     std::string root = std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp";
     path_ = absl::StrCat(root, "/markers-", ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::system(absl::StrCat("rm -rf ", path_).c_str());
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
     absl::StatusOr<StateDirectory> dir = StateDirectory::OpenOrCreate(path_);
     ASSERT_TRUE(dir.ok()) << dir.status();
     dir_.emplace(std::move(*dir));

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <filesystem>
 #include <cstdlib>
 #include <sstream>
 
@@ -20,7 +21,8 @@ class StopRecordTest : public ::testing::Test {
     std::string root = std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp";
     std::string path = absl::StrCat(root, "/stop-record-",
                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::system(absl::StrCat("rm -rf ", path).c_str());
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
     dir_.emplace(*StateDirectory::OpenOrCreate(path));
     self_ = {.pid = 4000, .start_time_ticks = 1000, .boot_id = "boot-a"};
   }

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -37,7 +38,8 @@ std::string Runfile(const std::string& path) {
 std::string FreshTempDir(const std::string& name) {
   const char* root = std::getenv("TEST_TMPDIR");
   std::string path = absl::StrCat(root != nullptr ? root : "/tmp", "/", name);
-  std::system(absl::StrCat("rm -rf '", path, "'").c_str());
+  std::error_code ignored;
+  std::filesystem::remove_all(path, ignored);
   mkdir(path.c_str(), 0700);
   return path;
 }

@@ -70,7 +70,10 @@ WaitOutcome WaitForExit(const Invocation& inv, const ProcessIdentity& target,
                         const char* after) {
   absl::Time start = absl::Now();
   absl::Time deadline = start + timeout;
-  std::optional<absl::Time> stopped_since;
+  // When the process was first seen stopped (state T); InfiniteFuture
+  // while it runs. (Not an optional: GCC 12 at -O2 reports a false
+  // maybe-uninitialized for std::optional<absl::Time>.)
+  absl::Time stopped_since = absl::InfiniteFuture();
   bool drew = false;
   std::string progress;
   while (IsAlive(target)) {  // bounded by the deadline
@@ -80,10 +83,10 @@ WaitOutcome WaitForExit(const Invocation& inv, const ProcessIdentity& target,
       return WaitOutcome::kTimedOut;
     }
     if (!IsStopped(target.pid)) {
-      stopped_since.reset();
-    } else if (!stopped_since) {
+      stopped_since = absl::InfiniteFuture();
+    } else if (stopped_since == absl::InfiniteFuture()) {
       stopped_since = now;
-    } else if (give_up_when_stopped && now - *stopped_since >= kStoppedGiveUp) {
+    } else if (give_up_when_stopped && now - stopped_since >= kStoppedGiveUp) {
       if (drew) std::fprintf(stderr, "\n");
       return WaitOutcome::kStayedStopped;
     }

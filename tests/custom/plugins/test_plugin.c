@@ -12,7 +12,9 @@
 /* A wild pointer, not NULL: UBSan's null check would turn a NULL load
  * into its own report and exit 1, and the tests want a real SIGSEGV.
  * Only the crashing behaviours define it (warnings are errors). */
-static volatile int32_t* const kWildPointer = (volatile int32_t*)(uintptr_t)16;
+/* The pointer itself is volatile, so the compiler cannot see its value
+ * and warn (-Warray-bounds at -O2) about the deliberate bad read. */
+static volatile int32_t* volatile kWildPointer = (volatile int32_t*)(uintptr_t)16;
 #endif
 
 static int32_t Detect(const struct gateway_stop_context* ctx, char* evidence,
