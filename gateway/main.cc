@@ -40,6 +40,7 @@
 #include "gateway/stop/stop_controller.h"
 #include "gateway/stop/stop_record.h"
 #include "gateway/dataplane/telemetry.h"
+#include "gateway/dataplane/workers.h"
 #include "gateway/supervision/termination_log.h"
 #include "gateway/supervision/watchdog.h"
 #include "gflags/gflags.h"
@@ -70,6 +71,9 @@ DEFINE_string(shutdown_delay, "0s",
               "the listeners keep accepting this long before the drain starts, until load "
               "balancers (Kubernetes endpoints) have stopped sending. Not for a takeover or "
               "SIGQUIT; a second stop signal skips it");
+DEFINE_int32(workers, 0,
+             "Event loops (threads) that relay connections; 0: one per CPU this process may "
+             "use (its affinity mask, capped by a cgroup v2 cpu.max quota)");
 DEFINE_string(takeover_from, "",
               "Internal, set by a running gateway when it starts its successor: take over the "
               "listening sockets from the gateway serving this control socket");
@@ -88,6 +92,14 @@ constexpr char kUsage[] =
     "Usage: gateway [flags]\n"
     "Exit status: 0 planned or takeover stop, 1 unexpected stop, 75 temporary start-up\n"
     "failure (instance lock held, address in use), 78 configuration error.";
+
+// Far more event loops than any host has cores is a typo.
+constexpr int kMaxWorkers = 1024;
+
+// A worker loop that has not gone round for this long is wedged: fail
+// loudly (the supervisor restarts the gateway) rather than serve the
+// connections of the other workers only.
+constexpr absl::Duration kWedgedWorkerLimit = absl::Seconds(10);
 
 // While taking over, start-up errors are also reported to the predecessor,
 // which then keeps serving and tells the operator why.
@@ -141,13 +153,13 @@ int BindFailureExitCode(const absl::Status& status) {
 
 // Lets open connections finish until none is left, the deadline passes or
 // a second stop signal says not to wait; then cuts what is left.
-DrainOutcome Drain(Proxy* proxy, StopController* controller, Telemetry* telemetry,
+DrainOutcome Drain(Workers* workers, StopController* controller, Telemetry* telemetry,
                    const SdNotifier& notifier, absl::Duration timeout,
                    const std::function<void(int64_t, absl::Duration)>& progress) {
   DrainOutcome outcome;
   absl::Time start = absl::Now();
   absl::Time deadline = start + timeout;
-  outcome.connections_at_signal = proxy->active_connections();
+  outcome.connections_at_signal = workers->active_connections();
   if (outcome.connections_at_signal > 0 && !controller->skip_drain()) {
     LOG(INFO) << "draining " << outcome.connections_at_signal << " connection(s) for up to "
               << absl::FormatDuration(timeout);
@@ -158,17 +170,17 @@ DrainOutcome Drain(Proxy* proxy, StopController* controller, Telemetry* telemetr
       (void)notifier.Notify(absl::StrCat(
           "EXTEND_TIMEOUT_USEC=", absl::ToInt64Microseconds(std::min(left, absl::Seconds(5)) +
                                                            absl::Seconds(5)),
-          "\nSTATUS=draining: ", proxy->active_connections(), " connection(s) left, ",
+          "\nSTATUS=draining: ", workers->active_connections(), " connection(s) left, ",
           absl::FormatDuration(absl::Trunc(left, absl::Seconds(1))), " to the deadline"));
-      progress(proxy->active_connections(), left);
+      progress(workers->active_connections(), left);
     };
     report();
-    proxy->RunUntil(
-        [&] { return proxy->active_connections() == 0 || controller->skip_drain(); }, deadline,
+    workers->main().RunUntil(
+        [&] { return workers->active_connections() == 0 || controller->skip_drain(); }, deadline,
         absl::Seconds(1), report);
   }
   outcome.skipped = controller->skip_drain_reason();
-  outcome.closed_at_deadline = proxy->CloseAllConnections();
+  outcome.closed_at_deadline = workers->CloseAllConnections();
   telemetry->closed_at_deadline.fetch_add(outcome.closed_at_deadline);
   if (outcome.closed_at_deadline > 0) {
     LOG(WARNING) << "closed " << outcome.closed_at_deadline << " connection(s) at the "
@@ -306,6 +318,11 @@ int Main(int argc, char** argv) {
   absl::Duration reload_delay = ValueOrExit(
       ParseDurationFlag("reload_delay_for_test", FLAGS_reload_delay_for_test), kExitConfigError);
   std::vector<Route> routes = ValueOrExit(LoadRoutesFromFlags(), kExitConfigError);
+  if (FLAGS_workers < 0 || FLAGS_workers > kMaxWorkers) {
+    ExitWithError(kExitConfigError, absl::StrCat("--workers=", FLAGS_workers, " is out of range [0, ",
+                                                 kMaxWorkers, "] (0: one per usable CPU)"));
+  }
+  const int worker_count = FLAGS_workers > 0 ? FLAGS_workers : UsableCpuCount();
   std::optional<SocketAddress> admin_address;
   if (!FLAGS_admin.empty()) {
     admin_address = ValueOrExit(SocketAddress::Parse(FLAGS_admin), kExitConfigError);
@@ -386,8 +403,9 @@ int Main(int argc, char** argv) {
       ValueOrExit(TakeActivatedSockets(environment), kExitConfigError);
   std::map<std::string, UniqueFd>& inherited = inheritance ? inheritance->listeners : activated;
   if (!activated.empty()) LOG(INFO) << "socket activation: " << activated.size() << " socket(s)";
-  Proxy proxy(&telemetry);
-  status = proxy.SetRoutes(routes, &inherited);
+  Workers workers(&telemetry, worker_count);
+  Proxy& proxy = workers.main();  // worker 0: also the control socket, reloads, the stop wake-up
+  status = workers.SetRoutes(routes, &inherited);
   if (!status.ok()) {
     RemoveRunningSentinelIfOurs(state_dir, self.identity);
     ExitWithError(BindFailureExitCode(status), status.message());
@@ -413,11 +431,15 @@ int Main(int argc, char** argv) {
     LOG(WARNING) << "inherited listening socket " << address << " matches no route; closing it";
   }
   inherited.clear();
+  workers.Start();  // workers 1..N-1 accept and relay from here on
   RouteReloader::Options reload_options;
   reload_options.config_path = FLAGS_config;
   reload_options.load = LoadRoutesFromFlags;
   reload_options.stopping = [&controller] { return controller.stop_requested(); };
   reload_options.proxy = &proxy;
+  reload_options.install = [&workers](const std::vector<Route>& next) {
+    return workers.SetRoutes(next);
+  };
   reload_options.telemetry = &telemetry;
   reload_options.delay_for_test = reload_delay;
   RouteReloader route_reloader(std::move(reload_options));
@@ -494,7 +516,8 @@ int Main(int argc, char** argv) {
             << state_dir.path() << "; admin "
             << (admin_bound.empty() ? "disabled" : "http://" + admin_bound + "/")
             << "; detectors " << absl::StrJoin(chain_names, ",") << "; exit codes "
-            << exit_policy.ToString() << "; descriptor limit " << descriptors.rlim_cur;
+            << exit_policy.ToString() << "; descriptor limit " << descriptors.rlim_cur
+            << "; workers " << workers.count();
   if (routes.empty()) {
     LOG(INFO) << "no routes configured: add --route=LISTEN=UPSTREAM or --config=FILE";
   }
@@ -514,11 +537,19 @@ int Main(int argc, char** argv) {
     // Healthy while the event loop keeps going round (it wakes at least
     // every second), so a stuck loop is restarted by systemd.
     watchdog = Watchdog::StartIfRequested(notifier, environment, self.identity.pid, [&] {
-      return absl::Now() - proxy.last_iteration() < absl::Seconds(3);
+      return absl::Now() - workers.oldest_iteration() < absl::Seconds(3);
     });
     LOG(INFO) << "serving; stop with Ctrl-C, SIGTERM or gatewayctl stop";
     proxy.RunUntil([&] { return controller.stop_requested(); }, absl::InfiniteFuture(),
-                   absl::Milliseconds(250), [&] { replacer.CheckTimeout(); });
+                   absl::Milliseconds(250), [&] {
+                     replacer.CheckTimeout();
+                     if (std::optional<int> wedged = workers.WedgedWorker(kWedgedWorkerLimit)) {
+                       LOG(FATAL) << "worker " << *wedged << " has not gone round its event loop for "
+                                  << absl::FormatDuration(kWedgedWorkerLimit)
+                                  << ": wedged; aborting rather than serving on the other workers "
+                                     "only";
+                     }
+                   });
   }
 
   // The stop: the verdict is latched; drain, record, exit.
@@ -539,9 +570,9 @@ int Main(int argc, char** argv) {
                         std::string(StopClassName(stop.verdict.stop_class)) + " stop");
   ShutdownDelayOutcome delay =
       ServeShutdownDelay(&proxy, &controller, notifier, stop, shutdown_delay);
-  proxy.StopAccepting();
+  workers.StopAccepting();
   if (stop.verdict.stop_class == StopClass::kTakeover && admin) admin->StopAccepting();
-  DrainOutcome drain = Drain(&proxy, &controller, &telemetry, notifier, drain_timeout,
+  DrainOutcome drain = Drain(&workers, &controller, &telemetry, notifier, drain_timeout,
                              [&](int64_t connections, absl::Duration left) {
                                notify_followers(
                                    {{"event", "draining"},

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -35,6 +36,10 @@ constexpr int kPipeBytes = 256 * 1024;
 constexpr size_t kPipePoolMax = 64;
 constexpr absl::Duration kAcceptPause = absl::Milliseconds(100);
 constexpr int kMaxEvents = 256;
+// Accepts per wake-up on a listener shared with other workers: the rest of
+// a burst stays queued for the next wake-up, which another idle worker may
+// take (EPOLLEXCLUSIVE wakes one waiter per arrival).
+constexpr int kSharedAcceptBatch = 16;
 
 class FdWatcher : public Watcher {
  public:
@@ -67,7 +72,30 @@ class Proxy::Listener : public Watcher {
   Route route_;
   UniqueFd fd_;
   RouteStats* stats_;
+  bool registered_ = false;  // in the epoll set (not while accepts pause)
 };
+
+void Proxy::ArmListener(Listener* listener) {
+  if (listener->registered_ || !listener->fd_.valid()) return;
+  Register(listener->fd_.get(),
+           options_.shared_listeners ? EPOLLIN | EPOLLEXCLUSIVE : EPOLLIN | EPOLLET, listener);
+  listener->registered_ = true;
+}
+
+void Proxy::DisarmListener(Listener* listener) {
+  if (!listener->registered_) return;
+  epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, listener->fd_.get(), nullptr);
+  listener->registered_ = false;
+}
+
+void Proxy::PauseAccepting(absl::Time until) {
+  accept_paused_until_ = until;
+  // A level-triggered (shared) listener would report its queue at every
+  // wake-up and spin the loop: out of the epoll set until the pause ends.
+  if (options_.shared_listeners) {
+    for (auto& listener : listeners_) DisarmListener(listener.get());
+  }
+}
 
 class Proxy::Connection {
  public:
@@ -226,13 +254,17 @@ class Proxy::Connection {
     // other process holds the same description. A successor between fork
     // and exec does; then deregister first, or the registration would
     // outlive this object and report events for freed memory.
-    if (proxy_->child_may_hold_descriptors_) {
+    if (proxy_->child_may_hold_descriptors_.load()) {
       proxy_->Deregister(client_.get());
       proxy_->Deregister(upstream_.get());
     }
     client_.Reset();
     upstream_.Reset();
     stats_->active.fetch_sub(1, std::memory_order_relaxed);
+    proxy_->active_count_.fetch_sub(1, std::memory_order_relaxed);
+    if (proxy_->options_.worker_stats != nullptr) {
+      proxy_->options_.worker_stats->active.fetch_sub(1, std::memory_order_relaxed);
+    }
   }
 
   Proxy* proxy_;
@@ -248,9 +280,36 @@ class Proxy::Connection {
   bool closed_ = false;
 };
 
-Proxy::Proxy(Telemetry* telemetry)
-    : telemetry_(telemetry), epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {
+std::atomic<bool> Proxy::child_may_hold_descriptors_{false};
+
+Proxy::Proxy(Telemetry* telemetry, Options options)
+    : telemetry_(telemetry),
+      options_(options),
+      epoll_fd_(epoll_create1(EPOLL_CLOEXEC)),
+      posted_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   PCHECK(epoll_fd_.valid()) << "epoll_create1";
+  PCHECK(posted_fd_.valid()) << "eventfd";
+  Watch(posted_fd_.get(), [this] { RunPosted(); });
+}
+
+void Proxy::Post(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    posted_.push_back(std::move(task));
+  }
+  uint64_t one = 1;
+  (void)!write(posted_fd_.get(), &one, sizeof one);
+}
+
+void Proxy::RunPosted() {
+  uint64_t count;
+  (void)!read(posted_fd_.get(), &count, sizeof count);
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    tasks.swap(posted_);
+  }
+  for (auto& task : tasks) task();
 }
 
 Proxy::~Proxy() {
@@ -344,7 +403,7 @@ absl::Status Proxy::SetRoutes(const std::vector<Route>& routes,
     auto listener = std::make_unique<Listener>(this, route, std::move(fresh[address]),
                                                telemetry_->StatsFor(route.name));
     SetNonBlocking(listener->fd_.get()).IgnoreError();
-    Register(listener->fd_.get(), EPOLLIN | EPOLLET, listener.get());
+    if (!accept_paused_until_ || !options_.shared_listeners) ArmListener(listener.get());
     LOG(INFO) << "route " << route.name << ": listening on " << address << ", relaying to "
               << route.upstream.ToString();
     AcceptFrom(listener.get());  // connections may already be queued (inherited)
@@ -354,7 +413,7 @@ absl::Status Proxy::SetRoutes(const std::vector<Route>& routes,
     if (!old) continue;
     LOG(INFO) << "route " << old->route_.name << ": no longer listening on "
               << old->route_.listen.ToString();
-    epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, old->fd_.get(), nullptr);
+    DisarmListener(old.get());
     retired_.push_back(std::move(old));  // an event for it may still be pending
   }
   listeners_ = std::move(next);
@@ -365,7 +424,10 @@ absl::Status Proxy::SetRoutes(const std::vector<Route>& routes,
 
 void Proxy::AcceptFrom(Listener* listener) {
   if (accept_paused_until_) return;
-  for (;;) {
+  // Shared (level-triggered): a batch, the loop comes back for the rest.
+  // Alone (edge-triggered): until the queue is empty.
+  for (int accepted = 0;
+       !options_.shared_listeners || accepted < kSharedAcceptBatch; ++accepted) {
     int fd = accept4(listener->fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -380,7 +442,7 @@ void Proxy::AcceptFrom(Listener* listener) {
                       << absl::FormatDuration(kAcceptPause);
         last_accept_error_log_ = now;
       }
-      accept_paused_until_ = now + kAcceptPause;
+      PauseAccepting(now + kAcceptPause);
       return;
     }
     UniqueFd client(fd);
@@ -403,12 +465,17 @@ void Proxy::AcceptFrom(Listener* listener) {
                        << " (upstream " << upstream.status().message() << ")";
           last_accept_error_log_ = now;
         }
-        accept_paused_until_ = now + kAcceptPause;
+        PauseAccepting(now + kAcceptPause);
         return;  // closing `client` tells that client at once
       }
       continue;  // closing `client` tells the client at once
     }
     stats->active.fetch_add(1, std::memory_order_relaxed);
+    active_count_.fetch_add(1, std::memory_order_relaxed);
+    if (options_.worker_stats != nullptr) {
+      options_.worker_stats->active.fetch_add(1, std::memory_order_relaxed);
+      options_.worker_stats->total.fetch_add(1, std::memory_order_relaxed);
+    }
     auto connection = std::make_unique<Connection>(this, listener->route_, stats,
                                                    std::move(client), std::move(*upstream));
     Connection* raw = connection.release();
@@ -420,6 +487,7 @@ void Proxy::AcceptFrom(Listener* listener) {
 
 void Proxy::ResumeAccepting() {
   accept_paused_until_.reset();
+  for (auto& listener : listeners_) ArmListener(listener.get());
   for (auto& listener : listeners_) {
     AcceptFrom(listener.get());
     if (accept_paused_until_) return;
@@ -496,7 +564,7 @@ void Proxy::RunUntil(const std::function<bool()>& done, absl::Time deadline,
 void Proxy::StopAccepting() {
   stopped_accepting_ = true;
   for (auto& listener : listeners_) {
-    epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, listener->fd_.get(), nullptr);
+    DisarmListener(listener.get());
     listener->fd_.Reset();
     retired_.push_back(std::move(listener));
   }

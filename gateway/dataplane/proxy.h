@@ -7,6 +7,12 @@
 //
 // The loop also watches a few other descriptors (the stop controller's
 // wake-up, the reload trigger, the control socket) through Watch().
+//
+// With several workers (workers.h) each worker thread runs its own Proxy;
+// they share each listening socket (every worker holds a duplicate of it in
+// its own epoll set with EPOLLEXCLUSIVE, level-triggered, and accepts a
+// bounded batch per wake-up, so a burst spreads over the workers). A Proxy
+// is used on its loop's thread only, except where a member says otherwise.
 #ifndef GATEWAY_DATAPLANE_PROXY_H_
 #define GATEWAY_DATAPLANE_PROXY_H_
 
@@ -15,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -36,9 +43,20 @@ class Watcher {
   virtual void OnEvents(uint32_t events) = 0;
 };
 
+// Per-worker counters (Telemetry owns them; the worker writes them).
+struct WorkerStats;
+
 class Proxy {
  public:
-  explicit Proxy(Telemetry* telemetry);
+  struct Options {
+    // Listening sockets shared with other workers: EPOLLEXCLUSIVE,
+    // level-triggered, a bounded accept batch. False: one worker, edge-
+    // triggered, accept until the queue is empty.
+    bool shared_listeners = false;
+    WorkerStats* worker_stats = nullptr;  // may be null
+  };
+  explicit Proxy(Telemetry* telemetry) : Proxy(telemetry, Options()) {}
+  Proxy(Telemetry* telemetry, Options options);
   ~Proxy();
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
@@ -73,15 +91,19 @@ class Proxy {
   void StopAccepting();
   // Closes every open connection; returns how many were open.
   int64_t CloseAllConnections();
-  int64_t active_connections() const { return static_cast<int64_t>(connections_.size()); }
+  // Any thread.
+  int64_t active_connections() const { return active_count_.load(std::memory_order_relaxed); }
+  // Runs `task` on this loop's thread at its next wake-up; any thread.
+  void Post(std::function<void()> task);
   // When the loop last went round (thread-safe): a stuck loop stops
   // advancing it, which the systemd watchdog uses as its health check.
   absl::Time last_iteration() const { return absl::FromUnixNanos(last_iteration_ns_.load()); }
 
   // Set while a forked child may still hold copies of our descriptors
   // (between fork and exec of a successor): closes then deregister from
-  // epoll explicitly.
-  void SetChildMayHoldDescriptors(bool value) { child_may_hold_descriptors_ = value; }
+  // epoll explicitly. Process-wide (the child holds every worker's
+  // descriptors); any thread.
+  static void SetChildMayHoldDescriptors(bool value) { child_may_hold_descriptors_.store(value); }
 
   // Listening descriptors by address, for handing to a successor.
   std::vector<std::pair<std::string, int>> ListenerFds() const;
@@ -100,14 +122,23 @@ class Proxy {
   void Register(int fd, uint32_t events, Watcher* watcher);
   void Deregister(int fd);
   void AcceptFrom(Listener* listener);
+  void ArmListener(Listener* listener);
+  void DisarmListener(Listener* listener);
+  void PauseAccepting(absl::Time until);
   void ResumeAccepting();
   void Close(Connection* connection);
   std::optional<Pipe> AcquirePipe();
   void ReleasePipe(Pipe pipe);
   void ExpireConnects(absl::Time now);
+  void RunPosted();
 
   Telemetry* telemetry_;
+  const Options options_;
   UniqueFd epoll_fd_;
+  UniqueFd posted_fd_;  // eventfd: tasks wait in posted_
+  std::mutex posted_mu_;
+  std::vector<std::function<void()>> posted_;  // guarded by posted_mu_
+  std::atomic<int64_t> active_count_{0};
   std::vector<Route> routes_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::set<Connection*> connections_;
@@ -118,7 +149,7 @@ class Proxy {
   // Listeners and watchers removed during a batch of events, freed after it.
   std::vector<std::unique_ptr<Watcher>> retired_;
   std::optional<absl::Time> accept_paused_until_;
-  bool child_may_hold_descriptors_ = false;
+  static std::atomic<bool> child_may_hold_descriptors_;
   bool stopped_accepting_ = false;
   std::atomic<int64_t> last_iteration_ns_{absl::GetCurrentTimeNanos()};
   absl::Time last_accept_error_log_ = absl::InfinitePast();

@@ -76,7 +76,7 @@ void RouteReloader::InstallLoaded() {
     RefuseStopping(" (read while the stop came)");
     return;
   }
-  absl::Status status = options_.proxy->SetRoutes(*routes);
+  absl::Status status = options_.install(*routes);
   if (!status.ok()) {
     options_.telemetry->reloads_failed.fetch_add(1);
     LOG(ERROR) << "SIGHUP: keeping the current routes: " << status.message();

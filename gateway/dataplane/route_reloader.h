@@ -32,7 +32,9 @@ class RouteReloader {
     std::function<absl::StatusOr<std::vector<Route>>()> load;
     // True once a stop is latched (any thread).
     std::function<bool()> stopping;
-    Proxy* proxy = nullptr;  // installs the routes, on its loop's thread
+    Proxy* proxy = nullptr;  // the event loop that installs the routes
+    // Installs the routes, on `proxy`'s thread (every worker's SetRoutes).
+    std::function<absl::Status(const std::vector<Route>&)> install;
     Telemetry* telemetry = nullptr;
     // Test only: the reload thread waits this long before reading, like a
     // slow filesystem would make it.

@@ -38,6 +38,14 @@ int64_t Telemetry::ActiveConnections() const {
   return active;
 }
 
+WorkerStats* Telemetry::StatsForWorker(int index) {
+  std::lock_guard<std::mutex> lock(mu_);
+  while (static_cast<int>(workers_.size()) <= index) {
+    workers_.emplace_back(static_cast<int>(workers_.size()));
+  }
+  return &workers_[static_cast<size_t>(index)];
+}
+
 nlohmann::json Telemetry::StatusJson() const {
   std::lock_guard<std::mutex> lock(mu_);
   nlohmann::json routes = nlohmann::json::array();
@@ -57,6 +65,12 @@ nlohmann::json Telemetry::StatusJson() const {
     }
     routes.push_back(r);
   }
+  nlohmann::json workers = nlohmann::json::array();
+  for (const WorkerStats& worker : workers_) {
+    workers.push_back({{"worker", worker.index},
+                       {"connections_active", worker.active.load()},
+                       {"connections_total", worker.total.load()}});
+  }
   nlohmann::json previous = PreviousRunToJson(identity_.previous);
   return {
       {"pid", identity_.pid},
@@ -68,6 +82,7 @@ nlohmann::json Telemetry::StatusJson() const {
       {"detectors", identity_.detectors},
       {"routes", routes},
       {"connections_active", active},
+      {"workers", workers},
       {"previous_exit", identity_.previous.exit},
       {"previous_run", previous},
       {"last_shutdown", identity_.previous_record},
@@ -163,6 +178,18 @@ std::string Telemetry::PrometheusText() const {
                     "\",direction=\"to_upstream\"} ", stats.bytes_to_upstream.load(), "\n");
     absl::StrAppend(&out, "gateway_bytes_total{route=\"", Label(stats.name),
                     "\",direction=\"to_client\"} ", stats.bytes_to_client.load(), "\n");
+  }
+  Family(&out, "gateway_worker_connections_active", "gauge",
+         "Connections being relayed now, by worker event loop (--workers).");
+  for (const WorkerStats& worker : workers_) {
+    absl::StrAppend(&out, "gateway_worker_connections_active{worker=\"", worker.index, "\"} ",
+                    worker.active.load(), "\n");
+  }
+  Family(&out, "gateway_worker_connections_total", "counter",
+         "Connections accepted, by worker event loop (--workers).");
+  for (const WorkerStats& worker : workers_) {
+    absl::StrAppend(&out, "gateway_worker_connections_total{worker=\"", worker.index, "\"} ",
+                    worker.total.load(), "\n");
   }
   Family(&out, "gateway_accept_errors_total", "counter",
          "accept(2) failures such as EMFILE; accepting pauses briefly after each.");

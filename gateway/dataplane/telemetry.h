@@ -32,6 +32,15 @@ struct RouteStats {
   std::atomic<int64_t> upstream_timeouts{0};
 };
 
+// One worker's connections (--workers): written by its loop, so an
+// imbalance between workers is visible in /status and /metrics.
+struct WorkerStats {
+  explicit WorkerStats(int worker_index) : index(worker_index) {}
+  const int index;
+  std::atomic<int64_t> active{0};
+  std::atomic<int64_t> total{0};
+};
+
 class Telemetry {
  public:
   struct Identity {
@@ -52,6 +61,9 @@ class Telemetry {
   RouteStats* StatsFor(const std::string& route_name);
 
   void SetRoutes(const std::vector<Route>& routes);
+  // A worker's counters, created on first use; they live as long as the
+  // process.
+  WorkerStats* StatsForWorker(int index);
   void SetPhase(Phase phase) { phase_.store(phase); }
   Phase phase() const { return phase_.load(); }
   void SetStopped(StopClass stop_class, const std::string& detector);
@@ -77,6 +89,7 @@ class Telemetry {
   mutable std::mutex mu_;
   std::deque<RouteStats> stats_;      // guarded by mu_ (deque: stable addresses)
   std::vector<Route> routes_;         // guarded by mu_
+  std::deque<WorkerStats> workers_;   // guarded by mu_; by index
   std::string stop_class_;            // guarded by mu_; empty while running
   std::string stop_detector_;         // guarded by mu_
 };

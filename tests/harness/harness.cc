@@ -280,6 +280,15 @@ Gateway::Gateway(const std::string& test_name, Options options) {
   // An ephemeral admin port by default: tests run in parallel.
   std::string binary = options.binary[0] == '/' ? options.binary : Runfile(options.binary);
   child.argv = {binary, "--state_dir=" + state_dir_, "--admin=127.0.0.1:0"};
+  // The same suite with another number of event loops (tests/BUILD.bazel's
+  // *_workers1 / *_workers4 targets); a test's own --workers comes later
+  // and wins.
+  if (const char* workers = std::getenv("GATEWAY_TEST_WORKERS"); workers != nullptr) {
+    child.argv.push_back(std::string("--workers=") + workers);
+    static bool said = false;
+    if (!said) std::printf("harness: gateways run with --workers=%s\n", workers);
+    said = true;
+  }
   for (const std::string& flag : options.flags) child.argv.push_back(flag);
   child.env = env;
   child.output_dir = work;
