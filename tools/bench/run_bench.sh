@@ -210,9 +210,10 @@ haproxy_config() {
 
 # Each proxy listens on two ports: one to the sink, one to the reply server.
 declare -A BULK_PORT RATE_PORT
-PEERS=(gateway haproxy-1 haproxy-default socat direct)
+PEERS=(gateway gateway-1 haproxy-1 haproxy-default socat direct)
 declare -A PEER_LABEL=(
-  [gateway]="Gateway"
+  [gateway]="Gateway default ($(nproc) workers)"
+  [gateway-1]="Gateway --workers=1"
   [haproxy-1]="HAProxy nbthread 1"
   [haproxy-default]="HAProxy default ($(nproc) threads)"
   [socat]="socat fork"
@@ -221,7 +222,7 @@ declare -A PEER_LABEL=(
 
 start_peers() {
   local peer
-  for peer in gateway haproxy-1 haproxy-default socat; do
+  for peer in gateway gateway-1 haproxy-1 haproxy-default socat; do
     free_port; BULK_PORT[$peer]=$FREE_PORT
     free_port; RATE_PORT[$peer]=$FREE_PORT
   done
@@ -233,6 +234,11 @@ start_peers() {
     --route=127.0.0.1:${BULK_PORT[gateway]}=127.0.0.1:$SINK_PORT \
     --route=127.0.0.1:${RATE_PORT[gateway]}=127.0.0.1:$REPLY_PORT
   PEER_PID[gateway]=$STARTED_PID
+  GATEWAY_STATE_DIRS+=("$WORK/gw-peer-1")
+  start gateway-1 "$GATEWAY" --state_dir="$WORK/gw-peer-1" --admin=127.0.0.1:0 --workers=1 \
+    --route=127.0.0.1:${BULK_PORT[gateway-1]}=127.0.0.1:$SINK_PORT \
+    --route=127.0.0.1:${RATE_PORT[gateway-1]}=127.0.0.1:$REPLY_PORT
+  PEER_PID[gateway-1]=$STARTED_PID
   haproxy_config "$WORK/haproxy-1.cfg" 1 "" \
     "${BULK_PORT[haproxy-1]}=$SINK_PORT" "${RATE_PORT[haproxy-1]}=$REPLY_PORT"
   start haproxy-1 haproxy -f "$WORK/haproxy-1.cfg"
