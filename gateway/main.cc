@@ -266,9 +266,74 @@ void ReportPreviousRun(const StateDirectory& state_dir, const PreviousRun& previ
   }
 }
 
+// What the flags and the config say, parsed and checked; any error is one
+// line and exit 78.
+struct Settings {
+  std::vector<std::string> chain_names;
+  DetectorChain chain;
+  ExitPolicy exit_policy;
+  absl::Duration marker_ttl;
+  absl::Duration drain_timeout;
+  absl::Duration shutdown_delay;
+  absl::Duration startup_delay;
+  absl::Duration reload_delay;
+  std::vector<Route> routes;
+  int worker_count = 1;
+  std::optional<SocketAddress> admin_address;
+};
+
+Settings SettingsFromFlags(const DetectorRegistry& registry) {
+  Settings settings;
+  settings.chain_names =
+      FLAGS_detectors.empty() ? DefaultDetectorOrder() : SplitDetectorList(FLAGS_detectors);
+  settings.chain = ValueOrExit(registry.MakeChain(settings.chain_names), kExitConfigError);
+  settings.exit_policy = ValueOrExit(ExitPolicy::Parse(FLAGS_exit_codes), kExitConfigError);
+  settings.marker_ttl =
+      ValueOrExit(ParseDurationFlag("marker_ttl", FLAGS_marker_ttl), kExitConfigError);
+  settings.drain_timeout =
+      ValueOrExit(ParseDurationFlag("drain_timeout", FLAGS_drain_timeout), kExitConfigError);
+  settings.shutdown_delay =
+      ValueOrExit(ParseDurationFlag("shutdown_delay", FLAGS_shutdown_delay), kExitConfigError);
+  settings.startup_delay = ValueOrExit(
+      ParseDurationFlag("startup_delay_for_test", FLAGS_startup_delay_for_test),
+      kExitConfigError);
+  settings.reload_delay = ValueOrExit(
+      ParseDurationFlag("reload_delay_for_test", FLAGS_reload_delay_for_test), kExitConfigError);
+  settings.routes = ValueOrExit(LoadRoutesFromFlags(), kExitConfigError);
+  if (FLAGS_workers < 0 || FLAGS_workers > kMaxWorkers) {
+    ExitWithError(kExitConfigError, absl::StrCat("--workers=", FLAGS_workers, " is out of range [0, ",
+                                                 kMaxWorkers, "] (0: one per usable CPU)"));
+  }
+  settings.worker_count = FLAGS_workers > 0 ? FLAGS_workers : UsableCpuCount();
+  if (!FLAGS_admin.empty()) {
+    settings.admin_address = ValueOrExit(SocketAddress::Parse(FLAGS_admin), kExitConfigError);
+  }
+  return settings;
+}
+
+// The record of this stop, made durable, then the running sentinel: it goes
+// only once the record is durable; without one, it stays and says what this
+// stop decided and why there is no record.
+void PersistStopRecord(const StateDirectory& state_dir, const StopRecord& record) {
+  absl::Status recorded = WriteStopRecord(state_dir, record);
+  WriteTerminationLog(record);  // Kubernetes terminationMessagePath
+  if (recorded.ok()) {
+    RemoveRunningSentinelIfOurs(state_dir, record.self);
+  } else if (absl::Status kept = RecordStopInRunningSentinel(state_dir, record, recorded.message());
+             !kept.ok()) {
+    LOG(ERROR) << "could not note the missing record in the running sentinel either ("
+               << kept.message() << "); the next start will report an unclean exit";
+  } else {
+    LOG(WARNING) << "the running sentinel " << state_dir.PathOf(kRunningSentinel)
+                 << " now says this stop was " << StopClassName(record.verdict.stop_class)
+                 << " and its record could not be written";
+  }
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
+  // --- 1. Command line, logging, settings (errors: one line, 78) ---
   // Before anything that could start a thread (see signals.h).
   BlockHandledSignals();
   const absl::Time started_at = absl::Now();
@@ -302,32 +367,14 @@ int Main(int argc, char** argv) {
     ListDetectors(registry);
     Exit(0);
   }
-  std::vector<std::string> chain_names =
-      FLAGS_detectors.empty() ? DefaultDetectorOrder() : SplitDetectorList(FLAGS_detectors);
-  DetectorChain chain = ValueOrExit(registry.MakeChain(chain_names), kExitConfigError);
-  ExitPolicy exit_policy = ValueOrExit(ExitPolicy::Parse(FLAGS_exit_codes), kExitConfigError);
-  absl::Duration marker_ttl =
-      ValueOrExit(ParseDurationFlag("marker_ttl", FLAGS_marker_ttl), kExitConfigError);
-  absl::Duration drain_timeout =
-      ValueOrExit(ParseDurationFlag("drain_timeout", FLAGS_drain_timeout), kExitConfigError);
-  absl::Duration shutdown_delay =
-      ValueOrExit(ParseDurationFlag("shutdown_delay", FLAGS_shutdown_delay), kExitConfigError);
-  absl::Duration startup_delay = ValueOrExit(
-      ParseDurationFlag("startup_delay_for_test", FLAGS_startup_delay_for_test),
-      kExitConfigError);
-  absl::Duration reload_delay = ValueOrExit(
-      ParseDurationFlag("reload_delay_for_test", FLAGS_reload_delay_for_test), kExitConfigError);
-  std::vector<Route> routes = ValueOrExit(LoadRoutesFromFlags(), kExitConfigError);
-  if (FLAGS_workers < 0 || FLAGS_workers > kMaxWorkers) {
-    ExitWithError(kExitConfigError, absl::StrCat("--workers=", FLAGS_workers, " is out of range [0, ",
-                                                 kMaxWorkers, "] (0: one per usable CPU)"));
-  }
-  const int worker_count = FLAGS_workers > 0 ? FLAGS_workers : UsableCpuCount();
-  std::optional<SocketAddress> admin_address;
-  if (!FLAGS_admin.empty()) {
-    admin_address = ValueOrExit(SocketAddress::Parse(FLAGS_admin), kExitConfigError);
-  }
+  Settings settings = SettingsFromFlags(registry);
+  std::vector<std::string>& chain_names = settings.chain_names;
+  const ExitPolicy& exit_policy = settings.exit_policy;
+  const absl::Duration marker_ttl = settings.marker_ttl;
+  const std::vector<Route>& routes = settings.routes;
 
+
+  // --- 2. State directory, instance lock, what the previous run left ---
   std::string state_path = FLAGS_state_dir.empty()
                                ? DefaultStateDirPath(environment, geteuid())
                                : FLAGS_state_dir;
@@ -356,6 +403,7 @@ int Main(int argc, char** argv) {
   absl::Status status = WriteRunningSentinel(state_dir, self.identity, started_at);
   if (!status.ok()) ExitWithError(kExitConfigError, status.message());
 
+  // --- 3. The stop controller: from here on a stop signal is classified ---
   SdNotifier notifier(environment);
   // The reloader exists once the listeners are bound; a SIGHUP before that
   // is remembered and requested then.
@@ -363,7 +411,7 @@ int Main(int argc, char** argv) {
   RouteReloader* reloader = nullptr;    // guarded by reloader_mu
   bool reload_before_reloader = false;  // guarded by reloader_mu
   StopController::Options options;
-  options.chain = std::move(chain);
+  options.chain = std::move(settings.chain);
   options.exit_policy = exit_policy;
   options.state_dir = &state_dir;
   options.marker_ttl = marker_ttl;
@@ -395,6 +443,7 @@ int Main(int argc, char** argv) {
   identity.stop_history = &stop_history;
   Telemetry telemetry(identity);
 
+  // --- 4. Listeners, workers, admin server, reloads, replacement, control socket ---
   // Listeners: bound now, before READY=1; a busy address is a start-up
   // failure with its own status (75), not a stop.
   // Listening sockets come from a predecessor, from socket activation, or
@@ -403,7 +452,7 @@ int Main(int argc, char** argv) {
       ValueOrExit(TakeActivatedSockets(environment), kExitConfigError);
   std::map<std::string, UniqueFd>& inherited = inheritance ? inheritance->listeners : activated;
   if (!activated.empty()) LOG(INFO) << "socket activation: " << activated.size() << " socket(s)";
-  Workers workers(&telemetry, worker_count);
+  Workers workers(&telemetry, settings.worker_count);
   Proxy& proxy = workers.main();  // worker 0: also the control socket, reloads, the stop wake-up
   status = workers.SetRoutes(routes, &inherited);
   if (!status.ok()) {
@@ -412,12 +461,12 @@ int Main(int argc, char** argv) {
   }
   std::unique_ptr<AdminServer> admin;
   std::string admin_bound;
-  if (admin_address) {
-    std::string wanted = admin_address->ToString();
+  if (settings.admin_address) {
+    std::string wanted = settings.admin_address->ToString();
     absl::StatusOr<UniqueFd> admin_fd =
         inheritance && inheritance->admin.valid() ? std::move(inheritance->admin)
         : inherited.count(wanted) > 0             ? std::move(inherited[wanted])
-                                                  : BindListener(*admin_address);
+                                                  : BindListener(*settings.admin_address);
     inherited.erase(wanted);
     if (!admin_fd.ok()) {
       RemoveRunningSentinelIfOurs(state_dir, self.identity);
@@ -441,7 +490,7 @@ int Main(int argc, char** argv) {
     return workers.SetRoutes(next);
   };
   reload_options.telemetry = &telemetry;
-  reload_options.delay_for_test = reload_delay;
+  reload_options.delay_for_test = settings.reload_delay;
   RouteReloader route_reloader(std::move(reload_options));
   {
     std::lock_guard<std::mutex> lock(reloader_mu);
@@ -522,7 +571,8 @@ int Main(int argc, char** argv) {
     LOG(INFO) << "no routes configured: add --route=LISTEN=UPSTREAM or --config=FILE";
   }
 
-  if (startup_delay > absl::ZeroDuration()) controller.WaitForStop(startup_delay);
+  // --- 5. Serving, until the verdict is latched ---
+  if (settings.startup_delay > absl::ZeroDuration()) controller.WaitForStop(settings.startup_delay);
   std::unique_ptr<Watchdog> watchdog;  // WatchdogSec=: pings through serving and the drain
   if (!controller.stop_requested()) {
     controller.SetPhase(Phase::kServing);
@@ -552,6 +602,7 @@ int Main(int argc, char** argv) {
                    });
   }
 
+  // --- 6. The stop ---
   // The stop: the verdict is latched; drain, record, exit.
   LatchedStop stop = controller.latched();
   if (stop.verdict.stop_class != StopClass::kTakeover) {
@@ -569,10 +620,10 @@ int Main(int argc, char** argv) {
   (void)notifier.Notify("STOPPING=1\nSTATUS=draining: " +
                         std::string(StopClassName(stop.verdict.stop_class)) + " stop");
   ShutdownDelayOutcome delay =
-      ServeShutdownDelay(&proxy, &controller, notifier, stop, shutdown_delay);
+      ServeShutdownDelay(&proxy, &controller, notifier, stop, settings.shutdown_delay);
   workers.StopAccepting();
   if (stop.verdict.stop_class == StopClass::kTakeover && admin) admin->StopAccepting();
-  DrainOutcome drain = Drain(&workers, &controller, &telemetry, notifier, drain_timeout,
+  DrainOutcome drain = Drain(&workers, &controller, &telemetry, notifier, settings.drain_timeout,
                              [&](int64_t connections, absl::Duration left) {
                                notify_followers(
                                    {{"event", "draining"},
@@ -597,21 +648,7 @@ int Main(int argc, char** argv) {
   record.drain = drain;
   record.shutdown_delay = delay;
   record.exited_at = absl::Now();
-  absl::Status recorded = WriteStopRecord(state_dir, record);
-  WriteTerminationLog(record);  // Kubernetes terminationMessagePath
-  // The sentinel goes only once the record is durable; without one, it
-  // stays and says what this stop decided and why there is no record.
-  if (recorded.ok()) {
-    RemoveRunningSentinelIfOurs(state_dir, self.identity);
-  } else if (absl::Status kept = RecordStopInRunningSentinel(state_dir, record, recorded.message());
-             !kept.ok()) {
-    LOG(ERROR) << "could not note the missing record in the running sentinel either ("
-               << kept.message() << "); the next start will report an unclean exit";
-  } else {
-    LOG(WARNING) << "the running sentinel " << state_dir.PathOf(kRunningSentinel)
-                 << " now says this stop was " << StopClassName(record.verdict.stop_class)
-                 << " and its record could not be written";
-  }
+  PersistStopRecord(state_dir, record);
   if (control) control->Stop();
   notify_followers({{"event", "stopped"}, {"record", StopRecordToJson(record)}});
   if (control) control->FlushPending(absl::Seconds(1));  // bounded: a silent client cannot hold the exit
