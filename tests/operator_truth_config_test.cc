@@ -120,6 +120,8 @@ TEST_F(OperatorTruthConfigTest, SighupDuringADrainIsRefusedAndBindsNothing) {
   SignalFromSibling(gw->pid(), SIGTERM);
   ASSERT_TRUE(WaitFor([&] { return HttpGet(gw->AdminAddress(), "/readyz").status == 503; },
                       absl::Seconds(10)));
+  ASSERT_TRUE(WaitFor([&] { return LogHas(*gw, "draining 1 connection(s)"); }, absl::Seconds(10)))
+      << gw->Log();
   ASSERT_FALSE(Accepts(port_a)) << "accepting while draining";
 
   WriteText(config_, ConfigJson(RouteJson("a", port_a, upstream.port()) + ", " +

@@ -9,6 +9,7 @@
 #include <regex>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -150,6 +151,11 @@ TEST_F(RelayTest, OpenConnectionSurvivesSigtermUntilItFinishes) {
   // keeps working.
   EXPECT_TRUE(WaitFor([&] { return HttpGet(gw->AdminAddress(), "/readyz").status == 503; },
                       absl::Seconds(5)));
+  // Listeners close just after /readyz fails (in every worker); the drain
+  // starts once they are closed.
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(gw->Log(), "draining 1 connection(s)"); },
+                      absl::Seconds(5)))
+      << gw->Log();
   EXPECT_LT(ConnectTo(port_), 0) << "accepted a connection while draining";
   ASSERT_TRUE(SendAll(fd, "during"));
   EXPECT_EQ(RecvExactly(fd, 6), "during");

@@ -112,9 +112,15 @@ TEST(WorkersTest, DrainWaitsForEveryWorkersConnections) {
   std::vector<int> held = OpenBurst(port, 80, 8);
   ASSERT_EQ(held.size(), 80u);
   gw.child().Signal(SIGINT);  // planned (interactive)
-  ASSERT_TRUE(WaitFor([&] { return HttpGet(gw.AdminAddress(), "/readyz").status == 503; },
-                      absl::Seconds(10)));
-  EXPECT_LT(ConnectTo(port, false, absl::Seconds(1)), 0) << "a worker still accepts";
+  // The drain starts once every worker has closed its listening
+  // descriptor (/readyz fails a moment earlier, when the stop is latched).
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(gw.Log(), "draining 80 connection(s)"); },
+                      absl::Seconds(10)))
+      << gw.Log();
+  EXPECT_EQ(HttpGet(gw.AdminAddress(), "/readyz").status, 503);
+  int late = ConnectTo(port, false, absl::Seconds(1));
+  EXPECT_LT(late, 0) << "a worker still accepts";
+  if (late >= 0) close(late);
   // Every held connection, whichever worker has it, still relays.
   for (int fd : held) {
     ASSERT_TRUE(SendAll(fd, "draining") && RecvExactly(fd, 8) == "draining");
@@ -155,7 +161,7 @@ TEST(WorkersTest, StopWhileAllWorkersRelayRecordsTheSums) {
   ExitStatus exit = gw.Wait(absl::Seconds(20));
   stop.store(true);
   traffic.join();
-  EXPECT_TRUE(exit.exited && exit.code == 1) << exit.Describe();
+  ASSERT_TRUE(exit.exited && exit.code == 1) << exit.Describe() << "\n" << gw.Log();
   nlohmann::json record = gw.Record();
   EXPECT_EQ(record["class"], "unexpected") << record.dump();
   EXPECT_EQ(record["drain"]["connections_at_signal"], 200) << record.dump();

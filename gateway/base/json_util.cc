@@ -182,6 +182,7 @@ std::optional<int64_t> JsonIntegerIn(const nlohmann::json& value, int64_t min, i
   if (value.is_number_unsigned()) {
     uint64_t u = value.get<uint64_t>();
     if (max < 0 || u > static_cast<uint64_t>(max)) return std::nullopt;
+    if (min > 0 && u < static_cast<uint64_t>(min)) return std::nullopt;
     return static_cast<int64_t>(u);
   }
   if (!value.is_number_integer()) return std::nullopt;

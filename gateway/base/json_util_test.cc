@@ -52,3 +52,22 @@ TEST(JsonStringTest, MistypedOrMissingFieldsAreEmpty) {
 
 }  // namespace
 }  // namespace gateway
+
+namespace gateway {
+namespace {
+
+// nlohmann stores a non-negative literal as unsigned: the lower bound must
+// hold for it too (0 was accepted as a pid and as a weight of 1..256).
+TEST(JsonIntegerInTest, BoundsHoldForUnsignedAndSignedValues) {
+  EXPECT_EQ(JsonIntegerIn(nlohmann::json::parse("0"), 1, 256), std::nullopt);
+  EXPECT_EQ(JsonIntegerIn(nlohmann::json::parse("1"), 1, 256), 1);
+  EXPECT_EQ(JsonIntegerIn(nlohmann::json::parse("256"), 1, 256), 256);
+  EXPECT_EQ(JsonIntegerIn(nlohmann::json::parse("257"), 1, 256), std::nullopt);
+  EXPECT_EQ(JsonIntegerIn(nlohmann::json::parse("-1"), 0, 16), std::nullopt);
+  EXPECT_EQ(JsonIntegerIn(nlohmann::json::parse("-1"), -5, 16), -1);
+  EXPECT_EQ(JsonIntegerIn(nlohmann::json::parse("4294967297"), 1, 1 << 30), std::nullopt);
+  EXPECT_EQ(JsonPid(nlohmann::json::parse("0")), std::nullopt);
+}
+
+}  // namespace
+}  // namespace gateway

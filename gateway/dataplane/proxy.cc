@@ -64,14 +64,15 @@ class EventsWatcher : public Watcher {
 
 class Proxy::Listener : public Watcher {
  public:
-  Listener(Proxy* proxy, Route route, UniqueFd fd, RouteStats* stats)
-      : proxy_(proxy), route_(std::move(route)), fd_(std::move(fd)), stats_(stats) {}
+  Listener(Proxy* proxy, Route route, UniqueFd fd, RouteStats* stats, UpstreamPool* pool)
+      : proxy_(proxy), route_(std::move(route)), fd_(std::move(fd)), stats_(stats), pool_(pool) {}
   void OnEvents(uint32_t) override { proxy_->AcceptFrom(this); }
 
   Proxy* proxy_;
   Route route_;
   UniqueFd fd_;
   RouteStats* stats_;
+  UpstreamPool* pool_;
   bool registered_ = false;  // in the epoll set (not while accepts pause)
 };
 
@@ -119,10 +120,16 @@ class Proxy::Connection {
     bool upstream_;
   };
 
-  Connection(Proxy* proxy, const Route& route, RouteStats* stats, UniqueFd client,
-             UniqueFd upstream)
+  Connection(Proxy* proxy, const Route& route, RouteStats* stats, UpstreamPool* pool,
+             UpstreamState* upstream_state, const SocketAddress& client_address,
+             UniqueFd client, UniqueFd upstream)
       : proxy_(proxy),
         stats_(stats),
+        pool_(pool),
+        upstream_state_(upstream_state),
+        client_address_(client_address),
+        connect_timeout_(route.connect_timeout),
+        retries_left_(route.connect_retries),
         connect_deadline_(absl::Now() + route.connect_timeout),
         client_(std::move(client)),
         upstream_(std::move(upstream)),
@@ -147,12 +154,14 @@ class Proxy::Connection {
       getsockopt(upstream_.get(), SOL_SOCKET, SO_ERROR, &error, &len);
       if (error != 0 || (events & (EPOLLERR | EPOLLHUP))) {
         stats_->upstream_connect_errors.fetch_add(1);
-        VLOG(1) << "upstream connect failed: " << std::strerror(error ? error : ECONNREFUSED);
-        proxy_->Close(this);
+        const char* why = std::strerror(error ? error : ECONNREFUSED);
+        VLOG(1) << "upstream connect failed: " << why;
+        if (!TryAnotherUpstream(why)) proxy_->Close(this);
         return;
       }
       if (!(events & EPOLLOUT)) return;
       connected_ = true;
+      pool_->Connected(upstream_state_);
       proxy_->connect_deadlines_.erase({connect_deadline_, this});
       Pump(true, true);
       return;
@@ -168,7 +177,37 @@ class Proxy::Connection {
   }
   void ConnectTimedOut() {
     stats_->upstream_timeouts.fetch_add(1);
-    proxy_->Close(this);
+    if (!TryAnotherUpstream("connect timed out")) proxy_->Close(this);
+  }
+
+  // The connect to the current upstream failed before any byte was
+  // relayed (client bytes wait in the client's socket until the upstream
+  // is connected): counts it against that upstream, then connects to
+  // another one while retries are left. False: give up, close the client.
+  bool TryAnotherUpstream(absl::string_view why) {
+    pool_->ConnectFailed(upstream_state_, why);
+    while (retries_left_ > 0) {
+      --retries_left_;
+      UpstreamState* next = pool_->Pick(client_address_, upstream_state_);
+      if (next == nullptr) return false;
+      absl::StatusOr<UniqueFd> fd = StartConnect(next->address);
+      if (!fd.ok()) {
+        pool_->Release(next);
+        pool_->ConnectFailed(next, fd.status().message());
+        continue;
+      }
+      stats_->upstream_retries.fetch_add(1, std::memory_order_relaxed);
+      pool_->Release(upstream_state_);
+      upstream_state_ = next;
+      proxy_->connect_deadlines_.erase({connect_deadline_, this});
+      if (proxy_->child_may_hold_descriptors_.load()) proxy_->Deregister(upstream_.get());
+      upstream_ = std::move(*fd);  // closing the old one removes it from epoll
+      connect_deadline_ = absl::Now() + connect_timeout_;
+      proxy_->connect_deadlines_.insert({connect_deadline_, this});
+      proxy_->Register(upstream_.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &upstream_side_);
+      return true;
+    }
+    return false;
   }
 
   void Pump(bool to_upstream, bool to_client) {
@@ -260,6 +299,7 @@ class Proxy::Connection {
     }
     client_.Reset();
     upstream_.Reset();
+    pool_->Release(upstream_state_);
     stats_->active.fetch_sub(1, std::memory_order_relaxed);
     proxy_->active_count_.fetch_sub(1, std::memory_order_relaxed);
     if (proxy_->options_.worker_stats != nullptr) {
@@ -269,7 +309,12 @@ class Proxy::Connection {
 
   Proxy* proxy_;
   RouteStats* stats_;
-  const absl::Time connect_deadline_;
+  UpstreamPool* pool_;
+  UpstreamState* upstream_state_;  // counted active in the pool while open
+  const SocketAddress client_address_;
+  const absl::Duration connect_timeout_;
+  int retries_left_;
+  absl::Time connect_deadline_;
   UniqueFd client_;
   UniqueFd upstream_;
   Side client_side_;
@@ -397,22 +442,36 @@ absl::Status Proxy::SetRoutes(const std::vector<Route>& routes,
     if (kept != listeners_.end()) {
       (*kept)->route_ = route;
       (*kept)->stats_ = telemetry_->StatsFor(route.name);
+      (*kept)->pool_ = telemetry_->PoolFor(route);
       next.push_back(std::move(*kept));
       continue;
     }
     auto listener = std::make_unique<Listener>(this, route, std::move(fresh[address]),
-                                               telemetry_->StatsFor(route.name));
+                                               telemetry_->StatsFor(route.name),
+                                               telemetry_->PoolFor(route));
     SetNonBlocking(listener->fd_.get()).IgnoreError();
     if (!accept_paused_until_ || !options_.shared_listeners) ArmListener(listener.get());
-    LOG(INFO) << "route " << route.name << ": listening on " << address << ", relaying to "
-              << route.upstream.ToString();
+    if (options_.worker_stats == nullptr || options_.worker_stats->index == 0) {
+      std::string upstreams;
+      for (const UpstreamSpec& u : route.upstreams) {
+        absl::StrAppend(&upstreams, upstreams.empty() ? "" : ", ", u.address.ToString(),
+                        u.weight != 1 ? absl::StrCat(" weight ", u.weight) : "",
+                        u.backup ? " (backup)" : "");
+      }
+      LOG(INFO) << "route " << route.name << ": listening on " << address << ", relaying to "
+                << upstreams
+                << (route.upstreams.size() > 1 ? absl::StrCat(" (", BalanceName(route.balance), ")")
+                                               : "");
+    }
     AcceptFrom(listener.get());  // connections may already be queued (inherited)
     next.push_back(std::move(listener));
   }
   for (auto& old : listeners_) {
     if (!old) continue;
-    LOG(INFO) << "route " << old->route_.name << ": no longer listening on "
-              << old->route_.listen.ToString();
+    if (options_.worker_stats == nullptr || options_.worker_stats->index == 0) {
+      LOG(INFO) << "route " << old->route_.name << ": no longer listening on "
+                << old->route_.listen.ToString();
+    }
     DisarmListener(old.get());
     retired_.push_back(std::move(old));  // an event for it may still be pending
   }
@@ -428,7 +487,10 @@ void Proxy::AcceptFrom(Listener* listener) {
   // Alone (edge-triggered): until the queue is empty.
   for (int accepted = 0;
        !options_.shared_listeners || accepted < kSharedAcceptBatch; ++accepted) {
-    int fd = accept4(listener->fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    SocketAddress client_address;
+    client_address.length = sizeof client_address.storage;
+    int fd = accept4(listener->fd_.get(), reinterpret_cast<sockaddr*>(&client_address.storage),
+                     &client_address.length, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       if (errno == EINTR || errno == ECONNABORTED) continue;
@@ -450,9 +512,33 @@ void Proxy::AcceptFrom(Listener* listener) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     RouteStats* stats = listener->stats_;
     stats->total.fetch_add(1, std::memory_order_relaxed);
-    absl::StatusOr<UniqueFd> upstream = StartConnect(listener->route_.upstream);
+    UpstreamPool* pool = listener->pool_;
+    UpstreamState* chosen = pool->Pick(client_address);
+    if (chosen == nullptr) {
+      stats->no_upstream.fetch_add(1, std::memory_order_relaxed);
+      continue;  // closing `client` tells the client at once
+    }
+    absl::StatusOr<UniqueFd> upstream = StartConnect(chosen->address);
+    // A connect refused at once (as loopback may) is retried here like one
+    // that fails later (Connection::TryAnotherUpstream).
+    for (int retries = listener->route_.connect_retries;
+         !upstream.ok() && errno != EMFILE && errno != ENFILE && retries > 0; --retries) {
+      stats->upstream_connect_errors.fetch_add(1);
+      pool->Release(chosen);
+      pool->ConnectFailed(chosen, upstream.status().message());
+      UpstreamState* next = pool->Pick(client_address, chosen);
+      if (next == nullptr) {
+        chosen = nullptr;
+        break;
+      }
+      chosen = next;
+      stats->upstream_retries.fetch_add(1, std::memory_order_relaxed);
+      upstream = StartConnect(chosen->address);
+    }
+    if (chosen == nullptr) continue;  // nothing left to try: closing `client` tells it
     if (!upstream.ok()) {
       const int err = errno;  // StartConnect's failing call set it last
+      pool->Release(chosen);
       stats->upstream_connect_errors.fetch_add(1);
       if (err == EMFILE || err == ENFILE) {
         // Out of descriptors for the upstream side: accepting on would
@@ -468,6 +554,7 @@ void Proxy::AcceptFrom(Listener* listener) {
         PauseAccepting(now + kAcceptPause);
         return;  // closing `client` tells that client at once
       }
+      pool->ConnectFailed(chosen, upstream.status().message());
       continue;  // closing `client` tells the client at once
     }
     stats->active.fetch_add(1, std::memory_order_relaxed);
@@ -476,8 +563,9 @@ void Proxy::AcceptFrom(Listener* listener) {
       options_.worker_stats->active.fetch_add(1, std::memory_order_relaxed);
       options_.worker_stats->total.fetch_add(1, std::memory_order_relaxed);
     }
-    auto connection = std::make_unique<Connection>(this, listener->route_, stats,
-                                                   std::move(client), std::move(*upstream));
+    auto connection =
+        std::make_unique<Connection>(this, listener->route_, stats, pool, chosen, client_address,
+                                     std::move(client), std::move(*upstream));
     Connection* raw = connection.release();
     connections_.insert(raw);
     connect_deadlines_.insert({raw->connect_deadline_, raw});
@@ -575,7 +663,9 @@ int64_t Proxy::CloseAllConnections() {
   int64_t count = static_cast<int64_t>(connections_.size());
   std::vector<Connection*> open(connections_.begin(), connections_.end());
   for (Connection* connection : open) Close(connection);
-  closed_.clear();
+  // Not freed here: this may run inside a batch of events (a task posted to
+  // a worker), whose later events may still name these connections; the
+  // loop frees them after the batch (or the destructor does).
   return count;
 }
 

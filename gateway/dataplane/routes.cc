@@ -1,6 +1,8 @@
 // See routes.h.
 #include "gateway/dataplane/routes.h"
 
+#include <algorithm>
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -12,26 +14,116 @@
 namespace gateway {
 namespace {
 
+absl::StatusOr<SocketAddress> ParseUpstream(const SocketAddress& listen,
+                                            const std::string& upstream) {
+  absl::StatusOr<SocketAddress> u = SocketAddress::Parse(upstream);
+  if (!u.ok()) return u.status();
+  if (u->port() == 0) return absl::InvalidArgumentError(absl::StrCat("upstream ", upstream, " has port 0"));
+  if (ListenAddressCovers(listen, *u)) {
+    return absl::InvalidArgumentError(absl::StrCat("upstream ", u->ToString(),
+                                                   " relays to its own listen address ",
+                                                   listen.ToString(), " (it would loop)"));
+  }
+  return u;
+}
+
 absl::StatusOr<Route> MakeRoute(const std::string& name, const std::string& listen,
                                 const std::string& upstream) {
   absl::StatusOr<SocketAddress> l = SocketAddress::Parse(listen);
   if (!l.ok()) return l.status();
-  absl::StatusOr<SocketAddress> u = SocketAddress::Parse(upstream);
+  absl::StatusOr<SocketAddress> u = ParseUpstream(*l, upstream);
   if (!u.ok()) return u.status();
-  if (u->port() == 0) return absl::InvalidArgumentError(absl::StrCat("upstream ", upstream, " has port 0"));
-  if (ListenAddressCovers(*l, *u)) {
-    return absl::InvalidArgumentError(absl::StrCat("upstream ", u->ToString(),
-                                                   " relays to its own listen address ",
-                                                   l->ToString(), " (it would loop)"));
-  }
   Route route;
   route.name = name.empty() ? listen : name;
   route.listen = *l;
   route.upstream = *u;
+  route.upstreams = {UpstreamSpec{*u}};
+  return route;
+}
+
+// The "upstreams" list: addresses as strings or {address, weight, backup}.
+absl::Status ParseUpstreams(const nlohmann::json& list, Route* route) {
+  if (!list.is_array() || list.empty()) {
+    return absl::InvalidArgumentError("\"upstreams\" must be a non-empty list");
+  }
+  std::set<std::string> seen;
+  route->upstreams.clear();
+  size_t index = 0;
+  for (const nlohmann::json& entry : list) {
+    std::string where = absl::StrCat("upstreams[", index++, "]");
+    UpstreamSpec spec;
+    std::string address;
+    if (entry.is_string()) {
+      address = entry.get<std::string>();
+    } else if (entry.is_object()) {
+      for (auto it = entry.begin(); it != entry.end(); ++it) {
+        if (it.key() != "address" && it.key() != "weight" && it.key() != "backup") {
+          return absl::InvalidArgumentError(absl::StrCat(where, ": unknown key '", it.key(), "'"));
+        }
+      }
+      if (!entry.contains("address") || !entry["address"].is_string()) {
+        return absl::InvalidArgumentError(absl::StrCat(where, " needs an \"address\" string"));
+      }
+      address = entry["address"].get<std::string>();
+      if (entry.contains("weight")) {
+        std::optional<int64_t> weight = JsonIntegerIn(entry["weight"], 1, kMaxUpstreamWeight);
+        if (!weight) {
+          return absl::InvalidArgumentError(absl::StrCat(where, ": \"weight\" must be an integer "
+                                                         "from 1 to ", kMaxUpstreamWeight));
+        }
+        spec.weight = static_cast<int>(*weight);
+      }
+      if (entry.contains("backup")) {
+        if (!entry["backup"].is_boolean()) {
+          return absl::InvalidArgumentError(absl::StrCat(where, ": \"backup\" must be true or false"));
+        }
+        spec.backup = entry["backup"].get<bool>();
+      }
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, " must be an address string or an object"));
+    }
+    absl::StatusOr<SocketAddress> u = ParseUpstream(route->listen, address);
+    if (!u.ok()) return absl::InvalidArgumentError(absl::StrCat(where, ": ", u.status().message()));
+    if (!seen.insert(u->ToString()).second) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": ", u->ToString(), " is listed twice"));
+    }
+    spec.address = *u;
+    route->upstreams.push_back(spec);
+  }
+  if (std::all_of(route->upstreams.begin(), route->upstreams.end(),
+                  [](const UpstreamSpec& u) { return u.backup; })) {
+    return absl::InvalidArgumentError("\"upstreams\" needs at least one that is not a backup");
+  }
+  route->upstream = route->upstreams[0].address;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Route> MakePooledRoute(const std::string& name, const std::string& listen,
+                                      const nlohmann::json& upstreams) {
+  absl::StatusOr<SocketAddress> l = SocketAddress::Parse(listen);
+  if (!l.ok()) return l.status();
+  Route route;
+  route.name = name.empty() ? listen : name;
+  route.listen = *l;
+  absl::Status parsed = ParseUpstreams(upstreams, &route);
+  if (!parsed.ok()) return parsed;
   return route;
 }
 
 }  // namespace
+
+const char* BalanceName(Balance balance) {
+  switch (balance) {
+    case Balance::kRoundRobin:
+      return "round_robin";
+    case Balance::kLeastConn:
+      return "least_conn";
+    case Balance::kHash:
+      return "hash";
+  }
+  return "?";
+}
 
 absl::StatusOr<std::vector<Route>> ParseRouteFlag(const std::string& text) {
   std::vector<Route> routes;
@@ -76,9 +168,11 @@ absl::StatusOr<std::vector<Route>> ParseRouteConfig(const std::string& json,
     // strings: a mistyped value is an error, never a silent default.
     for (auto it = r.begin(); it != r.end(); ++it) {
       if (it.key() != "name" && it.key() != "listen" && it.key() != "upstream" &&
+          it.key() != "upstreams" && it.key() != "balance" && it.key() != "connect_retries" &&
           it.key() != "connect_timeout") {
         return error(absl::StrCat(where, ": unknown key '", it.key(), "'"));
       }
+      if (it.key() == "upstreams" || it.key() == "connect_retries") continue;
       if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
         return error(absl::StrCat(where, ": \"", it.key(), "\" must be a non-empty string, not ",
                                   TruncateUtf8(DumpJson(*it), 64)));
@@ -87,11 +181,34 @@ absl::StatusOr<std::vector<Route>> ParseRouteConfig(const std::string& json,
     auto text = [&](const char* key) {
       return r.contains(key) ? r[key].get<std::string>() : std::string();
     };
-    if (text("listen").empty() || text("upstream").empty()) {
+    if (r.contains("upstream") && r.contains("upstreams")) {
+      return error(absl::StrCat(where, ": \"upstream\" and \"upstreams\" together (use one)"));
+    }
+    if (text("listen").empty() || (text("upstream").empty() && !r.contains("upstreams"))) {
       return error(absl::StrCat(where, " needs \"listen\" and \"upstream\" strings"));
     }
-    absl::StatusOr<Route> route = MakeRoute(text("name"), text("listen"), text("upstream"));
+    absl::StatusOr<Route> route = r.contains("upstreams")
+                                      ? MakePooledRoute(text("name"), text("listen"), r["upstreams"])
+                                      : MakeRoute(text("name"), text("listen"), text("upstream"));
     if (!route.ok()) return error(absl::StrCat(where, ": ", route.status().message()));
+    if (r.contains("balance")) {
+      std::string balance = text("balance");
+      if (balance == "round_robin") {
+        route->balance = Balance::kRoundRobin;
+      } else if (balance == "least_conn") {
+        route->balance = Balance::kLeastConn;
+      } else if (balance == "hash") {
+        route->balance = Balance::kHash;
+      } else {
+        return error(absl::StrCat(where, ": \"balance\" must be round_robin, least_conn or hash, not '",
+                                  TruncateUtf8(balance, 64), "'"));
+      }
+    }
+    if (r.contains("connect_retries")) {
+      std::optional<int64_t> retries = JsonIntegerIn(r["connect_retries"], 0, 16);
+      if (!retries) return error(absl::StrCat(where, ": \"connect_retries\" must be an integer from 0 to 16"));
+      route->connect_retries = static_cast<int>(*retries);
+    }
     if (r.contains("connect_timeout")) {
       absl::Duration timeout;
       if (!absl::ParseDuration(text("connect_timeout"), &timeout) || timeout <= absl::ZeroDuration()) {

@@ -22,10 +22,29 @@ inline constexpr absl::Duration kDefaultConnectTimeout = absl::Seconds(5);
 // thousand routes is well under it.
 inline constexpr size_t kMaxConfigBytes = 1 << 20;
 
+inline constexpr int kDefaultConnectRetries = 2;
+inline constexpr int kMaxUpstreamWeight = 256;
+
+// One member of a route's upstream pool.
+struct UpstreamSpec {
+  SocketAddress address;
+  int weight = 1;       // 1..kMaxUpstreamWeight
+  bool backup = false;  // serves only while no primary is up
+};
+
+// How a new connection picks its upstream (upstream_pool.h).
+enum class Balance { kRoundRobin, kLeastConn, kHash };
+const char* BalanceName(Balance balance);
+
 struct Route {
   std::string name;  // "web", or the listen address when unnamed
   SocketAddress listen;
-  SocketAddress upstream;
+  SocketAddress upstream;               // upstreams[0].address
+  std::vector<UpstreamSpec> upstreams;  // never empty
+  Balance balance = Balance::kRoundRobin;
+  // Further upstreams tried when a connect is refused, reset or times out
+  // (before any byte is relayed); never the same one twice in a row.
+  int connect_retries = kDefaultConnectRetries;
   absl::Duration connect_timeout = kDefaultConnectTimeout;
 };
 

@@ -111,5 +111,39 @@ TEST(RoutesTest, RoutesThatRelayToThemselvesAreRefused) {
   }
 }
 
+
+TEST(RoutesTest, UpstreamPoolsParseWithWeightsBackupsAndBalance) {
+  absl::StatusOr<std::vector<Route>> routes = ParseRouteConfig(
+      R"({"routes": [{"name": "api", "listen": "127.0.0.1:1",
+                      "upstreams": [{"address": "127.0.0.1:2", "weight": 3}, "127.0.0.1:3",
+                                    {"address": "[::1]:4", "backup": true}],
+                      "balance": "hash", "connect_retries": 0}]})",
+      "test.json");
+  ASSERT_TRUE(routes.ok()) << routes.status();
+  const Route& r = (*routes)[0];
+  ASSERT_EQ(r.upstreams.size(), 3u);
+  EXPECT_EQ(r.upstream.ToString(), "127.0.0.1:2");
+  EXPECT_EQ(r.upstreams[0].weight, 3);
+  EXPECT_EQ(r.upstreams[1].weight, 1);
+  EXPECT_TRUE(r.upstreams[2].backup);
+  EXPECT_EQ(r.balance, Balance::kHash);
+  EXPECT_EQ(r.connect_retries, 0);
+  // The shorthand is a pool of one.
+  routes = ParseRouteFlag("127.0.0.1:1=127.0.0.1:2");
+  ASSERT_TRUE(routes.ok());
+  ASSERT_EQ((*routes)[0].upstreams.size(), 1u);
+  EXPECT_EQ((*routes)[0].connect_retries, kDefaultConnectRetries);
+  for (const char* bad : {
+           R"({"routes": [{"listen": "127.0.0.1:1", "upstreams": []}]})",
+           R"({"routes": [{"listen": "127.0.0.1:1", "upstreams": [{"address": "127.0.0.1:2", "backup": true}]}]})",
+           R"({"routes": [{"listen": "127.0.0.1:1", "upstreams": [{"address": "127.0.0.1:2", "weight": "2"}]}]})",
+           R"({"routes": [{"listen": "127.0.0.1:1", "upstreams": [{"address": "127.0.0.1:1"}]}]})",
+           R"({"routes": [{"listen": "127.0.0.1:1", "upstreams": ["127.0.0.1:2"], "connect_retries": 17}]})",
+           R"({"routes": [{"listen": "127.0.0.1:1", "upstreams": [{"addr": "127.0.0.1:2"}]}]})",
+       }) {
+    EXPECT_FALSE(ParseRouteConfig(bad, "test.json").ok()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace gateway

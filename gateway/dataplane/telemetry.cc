@@ -38,6 +38,17 @@ int64_t Telemetry::ActiveConnections() const {
   return active;
 }
 
+UpstreamPool* Telemetry::PoolFor(const Route& route) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_ptr<UpstreamPool>& pool = pools_[route.name];
+  if (pool == nullptr) {
+    pool = std::make_unique<UpstreamPool>(route);
+  } else {
+    pool->Update(route);
+  }
+  return pool.get();
+}
+
 WorkerStats* Telemetry::StatsForWorker(int index) {
   std::lock_guard<std::mutex> lock(mu_);
   while (static_cast<int>(workers_.size()) <= index) {
@@ -54,7 +65,12 @@ nlohmann::json Telemetry::StatusJson() const {
   for (const Route& route : routes_) {
     nlohmann::json r = {{"name", route.name},
                         {"listen", route.listen.ToString()},
-                        {"upstream", route.upstream.ToString()}};
+                        {"upstream", route.upstream.ToString()},
+                        {"balance", BalanceName(route.balance)},
+                        {"connect_retries", route.connect_retries}};
+    if (auto pool = pools_.find(route.name); pool != pools_.end()) {
+      r["upstreams"] = pool->second->StatusJson();
+    }
     for (const RouteStats& stats : stats_) {
       if (stats.name != route.name) continue;
       r["connections_active"] = stats.active.load();
@@ -62,6 +78,8 @@ nlohmann::json Telemetry::StatusJson() const {
       r["bytes_to_upstream"] = stats.bytes_to_upstream.load();
       r["bytes_to_client"] = stats.bytes_to_client.load();
       r["upstream_errors"] = stats.upstream_connect_errors.load() + stats.upstream_timeouts.load();
+      r["upstream_retries"] = stats.upstream_retries.load();
+      r["no_upstream"] = stats.no_upstream.load();
     }
     routes.push_back(r);
   }
@@ -164,6 +182,12 @@ std::string Telemetry::PrometheusText() const {
       {"gateway_upstream_connect_timeouts_total", "counter",
        "Upstream connections that did not complete within the connect timeout.",
        &RouteStats::upstream_timeouts},
+      {"gateway_upstream_retries_total", "counter",
+       "Connects tried again on another upstream after a refusal, reset or timeout.",
+       &RouteStats::upstream_retries},
+      {"gateway_no_upstream_total", "counter",
+       "Clients closed at once because no upstream of the route was up.",
+       &RouteStats::no_upstream},
   };
   for (const PerRoute& metric : per_route) {
     Family(&out, metric.name, metric.type, metric.help);
@@ -178,6 +202,35 @@ std::string Telemetry::PrometheusText() const {
                     "\",direction=\"to_upstream\"} ", stats.bytes_to_upstream.load(), "\n");
     absl::StrAppend(&out, "gateway_bytes_total{route=\"", Label(stats.name),
                     "\",direction=\"to_client\"} ", stats.bytes_to_client.load(), "\n");
+  }
+  // Per upstream of every route's pool.
+  std::vector<std::pair<std::string, std::vector<UpstreamPool::Sample>>> pools;
+  for (const auto& [route, pool] : pools_) pools.emplace_back(route, pool->Samples());
+  struct PerUpstream {
+    const char* name;
+    const char* type;
+    const char* help;
+    int64_t (*value)(const UpstreamPool::Sample&);
+  };
+  const PerUpstream per_upstream[] = {
+      {"gateway_upstream_up", "gauge", "1 while the upstream gets new connections (not ejected).",
+       [](const UpstreamPool::Sample& s) -> int64_t { return s.up ? 1 : 0; }},
+      {"gateway_upstream_connections_active", "gauge", "Connections to the upstream now.",
+       [](const UpstreamPool::Sample& s) { return s.active; }},
+      {"gateway_upstream_connections_total", "counter", "Connections sent to the upstream.",
+       [](const UpstreamPool::Sample& s) { return s.total; }},
+      {"gateway_upstream_errors_total", "counter",
+       "Connects to the upstream refused, reset or timed out.",
+       [](const UpstreamPool::Sample& s) { return s.connect_errors; }},
+  };
+  for (const PerUpstream& metric : per_upstream) {
+    Family(&out, metric.name, metric.type, metric.help);
+    for (const auto& [route, samples] : pools) {
+      for (const UpstreamPool::Sample& sample : samples) {
+        absl::StrAppend(&out, metric.name, "{route=\"", Label(route), "\",upstream=\"",
+                        Label(sample.upstream), "\"} ", metric.value(sample), "\n");
+      }
+    }
   }
   Family(&out, "gateway_worker_connections_active", "gauge",
          "Connections being relayed now, by worker event loop (--workers).");

@@ -8,12 +8,15 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "gateway/dataplane/routes.h"
+#include "gateway/dataplane/upstream_pool.h"
 #include "gateway/stop/stop_context.h"
 #include "gateway/stop/stop_history_metrics.h"
 #include "gateway/stop/stop_record.h"
@@ -30,6 +33,8 @@ struct RouteStats {
   std::atomic<int64_t> bytes_to_client{0};
   std::atomic<int64_t> upstream_connect_errors{0};
   std::atomic<int64_t> upstream_timeouts{0};
+  std::atomic<int64_t> upstream_retries{0};  // connects tried again on another upstream
+  std::atomic<int64_t> no_upstream{0};       // clients closed at once: no upstream up
 };
 
 // One worker's connections (--workers): written by its loop, so an
@@ -59,6 +64,10 @@ class Telemetry {
   // Stats live as long as the process, so a route removed by a reload keeps
   // its counters (Prometheus counters must not go back).
   RouteStats* StatsFor(const std::string& route_name);
+  // The route's upstream pool, created on first use and updated to
+  // `route` (an address that stays keeps its state); lives as long as the
+  // process, shared by every worker.
+  UpstreamPool* PoolFor(const Route& route);
 
   void SetRoutes(const std::vector<Route>& routes);
   // A worker's counters, created on first use; they live as long as the
@@ -90,6 +99,7 @@ class Telemetry {
   std::deque<RouteStats> stats_;      // guarded by mu_ (deque: stable addresses)
   std::vector<Route> routes_;         // guarded by mu_
   std::deque<WorkerStats> workers_;   // guarded by mu_; by index
+  std::map<std::string, std::unique_ptr<UpstreamPool>> pools_;  // guarded by mu_; by route name
   std::string stop_class_;            // guarded by mu_; empty while running
   std::string stop_detector_;         // guarded by mu_
 };

@@ -42,7 +42,7 @@ cxxflags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -I"$root"
 
 # The gateway sources the targets need, each compiled once.
 sources=(base/json_util base/proc base/sys base/state_dir stop/markers base/net
-  dataplane/routes dataplane/telemetry stop/stop_record stop/stop_history_metrics stop/stop_context
+  dataplane/routes dataplane/telemetry dataplane/upstream_pool stop/stop_record stop/stop_history_metrics stop/stop_context
   ops/admin_server
   plugins/plugin_boundary)
 objects=()
