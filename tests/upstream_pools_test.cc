@@ -8,9 +8,11 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/harness/harness.h"
@@ -52,9 +54,11 @@ nlohmann::json PoolStatus(Gateway& gw) {
 class UpstreamPoolsTest : public ::testing::Test {
  protected:
   void SetUp() override { config_ = FreshTempDir(TestName()) + "/gateway.json"; }
-  std::unique_ptr<Gateway> Start(const std::string& config) {
+  std::unique_ptr<Gateway> Start(const std::string& config,
+                                 std::vector<std::string> flags = {}) {
     std::ofstream(config_) << config;
-    auto gw = std::make_unique<Gateway>(TestName(), Gateway::Options{{"--config=" + config_}});
+    flags.push_back("--config=" + config_);
+    auto gw = std::make_unique<Gateway>(TestName(), Gateway::Options{flags});
     EXPECT_TRUE(gw->WaitReady()) << gw->Log();
     return gw;
   }
@@ -160,6 +164,64 @@ TEST_F(UpstreamPoolsTest, BadPoolConfigsAreOneLineAndExit78) {
     EXPECT_TRUE(exit.exited && exit.code == 78) << exit.Describe() << gw.Log();
     EXPECT_TRUE(absl::StrContains(gw.Log(), c.error)) << gw.Log();
   }
+}
+
+
+// max_connections holds across workers: the count is shared.
+TEST_F(UpstreamPoolsTest, MaxConnectionsRefusesBeyondTheLimitAndCountsIt) {
+  EchoServer a;
+  int port = FreePort();
+  auto gw = Start(absl::StrCat(R"({"routes": [{"name": "pool", "listen": "127.0.0.1:)", port,
+                               R"(", "upstream": "127.0.0.1:)", a.port(),
+                               R"(", "max_connections": 5}]})"),
+                  {"--workers=4"});
+  std::vector<int> held;
+  int refused = 0;
+  for (int i = 0; i < 12; ++i) {
+    int fd = ConnectTo(port);
+    ASSERT_GE(fd, 0);
+    if (SendAll(fd, "hi") && RecvExactly(fd, 2) == "hi") {
+      held.push_back(fd);
+    } else {
+      ++refused;
+      close(fd);
+    }
+  }
+  EXPECT_EQ(held.size(), 5u);
+  EXPECT_EQ(refused, 7);
+  std::string metrics = HttpGet(gw->AdminAddress(), "/metrics").body;
+  EXPECT_TRUE(absl::StrContains(metrics, "gateway_over_limit_total{route=\"pool\"} 7")) << metrics;
+  close(held.back());
+  held.pop_back();
+  ASSERT_TRUE(WaitFor([&] { return Echoes(port); }, absl::Seconds(5))) << "a freed slot is not reused";
+  for (int fd : held) close(fd);
+}
+
+TEST_F(UpstreamPoolsTest, IdleTimeoutClosesQuietConnectionsOnly) {
+  EchoServer a;
+  int port = FreePort();
+  auto gw = Start(absl::StrCat(R"({"routes": [{"name": "pool", "listen": "127.0.0.1:)", port,
+                               R"(", "upstream": "127.0.0.1:)", a.port(),
+                               R"(", "idle_timeout": "2s"}]})"));
+  int quiet = ConnectTo(port);
+  int busy = ConnectTo(port);
+  ASSERT_GE(quiet, 0);
+  ASSERT_GE(busy, 0);
+  ASSERT_TRUE(SendAll(quiet, "q") && RecvExactly(quiet, 1) == "q");
+  absl::Time start = absl::Now();
+  // The busy one moves a byte every 500 ms for 4 s: never idle for 2 s.
+  for (int i = 0; i < 8; ++i) {
+    absl::SleepFor(absl::Milliseconds(500));
+    ASSERT_TRUE(SendAll(busy, "b") && RecvExactly(busy, 1) == "b") << "busy closed after " << i;
+  }
+  bool eof = false;
+  RecvUntilEof(quiet, &eof);
+  EXPECT_TRUE(eof) << "the quiet connection is still open";
+  EXPECT_GE(absl::Now() - start, absl::Seconds(2));
+  std::string metrics = HttpGet(gw->AdminAddress(), "/metrics").body;
+  EXPECT_TRUE(absl::StrContains(metrics, "gateway_idle_closed_total{route=\"pool\"} 1")) << metrics;
+  close(quiet);
+  close(busy);
 }
 
 }  // namespace

@@ -130,6 +130,8 @@ class Proxy::Connection {
         client_address_(client_address),
         connect_timeout_(route.connect_timeout),
         retries_left_(route.connect_retries),
+        idle_timeout_(route.idle_timeout),
+        last_activity_(absl::Now()),
         connect_deadline_(absl::Now() + route.connect_timeout),
         client_(std::move(client)),
         upstream_(std::move(upstream)),
@@ -232,6 +234,7 @@ class Proxy::Connection {
         if (n > 0) {
           d.in_pipe -= static_cast<size_t>(n);
           d.bytes->fetch_add(n, std::memory_order_relaxed);
+          last_activity_ = proxy_->loop_now_;
           continue;
         }
         if (n < 0 && errno == EINTR) continue;
@@ -314,6 +317,8 @@ class Proxy::Connection {
   const SocketAddress client_address_;
   const absl::Duration connect_timeout_;
   int retries_left_;
+  const absl::Duration idle_timeout_;  // zero: never
+  absl::Time last_activity_;           // a byte moved either way (loop time)
   absl::Time connect_deadline_;
   UniqueFd client_;
   UniqueFd upstream_;
@@ -512,9 +517,19 @@ void Proxy::AcceptFrom(Listener* listener) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     RouteStats* stats = listener->stats_;
     stats->total.fetch_add(1, std::memory_order_relaxed);
+    // A slot of the route's limit is taken before anything else (exact
+    // across workers: the count is shared); every path that does not open
+    // the connection gives it back.
+    const int64_t max = listener->route_.max_connections;
+    if (stats->active.fetch_add(1, std::memory_order_relaxed) >= max && max > 0) {
+      stats->active.fetch_sub(1, std::memory_order_relaxed);
+      stats->over_limit.fetch_add(1, std::memory_order_relaxed);
+      continue;  // closing `client` tells the client at once
+    }
     UpstreamPool* pool = listener->pool_;
     UpstreamState* chosen = pool->Pick(client_address);
     if (chosen == nullptr) {
+      stats->active.fetch_sub(1, std::memory_order_relaxed);
       stats->no_upstream.fetch_add(1, std::memory_order_relaxed);
       continue;  // closing `client` tells the client at once
     }
@@ -535,6 +550,7 @@ void Proxy::AcceptFrom(Listener* listener) {
       stats->upstream_retries.fetch_add(1, std::memory_order_relaxed);
       upstream = StartConnect(chosen->address);
     }
+    if (chosen == nullptr || !upstream.ok()) stats->active.fetch_sub(1, std::memory_order_relaxed);
     if (chosen == nullptr) continue;  // nothing left to try: closing `client` tells it
     if (!upstream.ok()) {
       const int err = errno;  // StartConnect's failing call set it last
@@ -557,7 +573,6 @@ void Proxy::AcceptFrom(Listener* listener) {
       pool->ConnectFailed(chosen, upstream.status().message());
       continue;  // closing `client` tells the client at once
     }
-    stats->active.fetch_add(1, std::memory_order_relaxed);
     active_count_.fetch_add(1, std::memory_order_relaxed);
     if (options_.worker_stats != nullptr) {
       options_.worker_stats->active.fetch_add(1, std::memory_order_relaxed);
@@ -588,6 +603,22 @@ void Proxy::Close(Connection* connection) {
   connection->Shutdown();  // closing the fds removes them from epoll
   connections_.erase(connection);
   closed_.emplace_back(connection);
+}
+
+// Once a second: routes with an idle_timeout close connections that moved
+// no byte for that long (so the timeout is kept to within a second).
+void Proxy::CloseIdle(absl::Time now) {
+  std::vector<Connection*> idle;
+  for (Connection* connection : connections_) {
+    if (connection->idle_timeout_ > absl::ZeroDuration() &&
+        now - connection->last_activity_ >= connection->idle_timeout_) {
+      idle.push_back(connection);
+    }
+  }
+  for (Connection* connection : idle) {
+    connection->stats_->idle_closed.fetch_add(1, std::memory_order_relaxed);
+    Close(connection);
+  }
 }
 
 void Proxy::ExpireConnects(absl::Time now) {
@@ -633,6 +664,7 @@ void Proxy::RunUntil(const std::function<bool()>& done, absl::Time deadline,
         std::max<int64_t>(0, absl::ToInt64Milliseconds(absl::Ceil(wake - now, absl::Milliseconds(1)))));
     int n = epoll_wait(epoll_fd_.get(), events, kMaxEvents, timeout_ms);
     if (n < 0 && errno != EINTR) PLOG(FATAL) << "epoll_wait";
+    loop_now_ = absl::Now();
     for (int i = 0; i < n; ++i) {
       static_cast<Watcher*>(events[i].data.ptr)->OnEvents(events[i].events);
     }
@@ -640,6 +672,10 @@ void Proxy::RunUntil(const std::function<bool()>& done, absl::Time deadline,
     retired_.clear();
     now = absl::Now();
     ExpireConnects(now);
+    if (now >= next_idle_sweep_) {
+      CloseIdle(now);
+      next_idle_sweep_ = now + absl::Seconds(1);
+    }
     closed_.clear();
     if (accept_paused_until_ && now >= *accept_paused_until_) ResumeAccepting();
     if (now >= next_tick) {

@@ -130,6 +130,7 @@ class Proxy {
   std::optional<Pipe> AcquirePipe();
   void ReleasePipe(Pipe pipe);
   void ExpireConnects(absl::Time now);
+  void CloseIdle(absl::Time now);
   void RunPosted();
 
   Telemetry* telemetry_;
@@ -139,6 +140,8 @@ class Proxy {
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;  // guarded by posted_mu_
   std::atomic<int64_t> active_count_{0};
+  absl::Time loop_now_ = absl::Now();  // after each epoll_wait: when bytes last moved
+  absl::Time next_idle_sweep_ = absl::InfinitePast();
   std::vector<Route> routes_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::set<Connection*> connections_;

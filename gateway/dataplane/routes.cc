@@ -169,10 +169,14 @@ absl::StatusOr<std::vector<Route>> ParseRouteConfig(const std::string& json,
     for (auto it = r.begin(); it != r.end(); ++it) {
       if (it.key() != "name" && it.key() != "listen" && it.key() != "upstream" &&
           it.key() != "upstreams" && it.key() != "balance" && it.key() != "connect_retries" &&
-          it.key() != "connect_timeout") {
+          it.key() != "connect_timeout" && it.key() != "max_connections" &&
+          it.key() != "idle_timeout") {
         return error(absl::StrCat(where, ": unknown key '", it.key(), "'"));
       }
-      if (it.key() == "upstreams" || it.key() == "connect_retries") continue;
+      if (it.key() == "upstreams" || it.key() == "connect_retries" ||
+          it.key() == "max_connections") {
+        continue;
+      }
       if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
         return error(absl::StrCat(where, ": \"", it.key(), "\" must be a non-empty string, not ",
                                   TruncateUtf8(DumpJson(*it), 64)));
@@ -203,6 +207,21 @@ absl::StatusOr<std::vector<Route>> ParseRouteConfig(const std::string& json,
         return error(absl::StrCat(where, ": \"balance\" must be round_robin, least_conn or hash, not '",
                                   TruncateUtf8(balance, 64), "'"));
       }
+    }
+    if (r.contains("max_connections")) {
+      std::optional<int64_t> max = JsonIntegerIn(r["max_connections"], 0, 10000000);
+      if (!max) {
+        return error(absl::StrCat(where, ": \"max_connections\" must be an integer from 0 (no "
+                                  "limit) to 10000000"));
+      }
+      route->max_connections = *max;
+    }
+    if (r.contains("idle_timeout")) {
+      absl::Duration idle;
+      if (!absl::ParseDuration(text("idle_timeout"), &idle) || idle < absl::ZeroDuration()) {
+        return error(absl::StrCat(where, ": bad idle_timeout (use e.g. \"5m\"; \"0s\": never)"));
+      }
+      route->idle_timeout = idle;
     }
     if (r.contains("connect_retries")) {
       std::optional<int64_t> retries = JsonIntegerIn(r["connect_retries"], 0, 16);

@@ -46,6 +46,12 @@ struct Route {
   // (before any byte is relayed); never the same one twice in a row.
   int connect_retries = kDefaultConnectRetries;
   absl::Duration connect_timeout = kDefaultConnectTimeout;
+  // Open connections at most (all workers together); beyond it a new
+  // client is closed at once and counted. 0: no limit.
+  int64_t max_connections = 0;
+  // A connection with no byte either way for this long is closed and
+  // counted. Zero: never.
+  absl::Duration idle_timeout = absl::ZeroDuration();
 };
 
 // Parses "127.0.0.1:8080=127.0.0.1:9000,[::1]:8443=[::1]:9443".

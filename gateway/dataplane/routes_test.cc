@@ -140,6 +140,10 @@ TEST(RoutesTest, UpstreamPoolsParseWithWeightsBackupsAndBalance) {
            R"({"routes": [{"listen": "127.0.0.1:1", "upstreams": [{"address": "127.0.0.1:1"}]}]})",
            R"({"routes": [{"listen": "127.0.0.1:1", "upstreams": ["127.0.0.1:2"], "connect_retries": 17}]})",
            R"({"routes": [{"listen": "127.0.0.1:1", "upstreams": [{"addr": "127.0.0.1:2"}]}]})",
+           R"({"routes": [{"listen": "127.0.0.1:1", "upstream": "127.0.0.1:2", "max_connections": -1}]})",
+           R"({"routes": [{"listen": "127.0.0.1:1", "upstream": "127.0.0.1:2", "max_connections": "5"}]})",
+           R"({"routes": [{"listen": "127.0.0.1:1", "upstream": "127.0.0.1:2", "idle_timeout": "soon"}]})",
+           R"({"routes": [{"listen": "127.0.0.1:1", "upstream": "127.0.0.1:2", "idle_timeout": 5}]})",
        }) {
     EXPECT_FALSE(ParseRouteConfig(bad, "test.json").ok()) << bad;
   }

@@ -67,7 +67,9 @@ nlohmann::json Telemetry::StatusJson() const {
                         {"listen", route.listen.ToString()},
                         {"upstream", route.upstream.ToString()},
                         {"balance", BalanceName(route.balance)},
-                        {"connect_retries", route.connect_retries}};
+                        {"connect_retries", route.connect_retries},
+                        {"max_connections", route.max_connections},
+                        {"idle_timeout", absl::FormatDuration(route.idle_timeout)}};
     if (auto pool = pools_.find(route.name); pool != pools_.end()) {
       r["upstreams"] = pool->second->StatusJson();
     }
@@ -80,6 +82,8 @@ nlohmann::json Telemetry::StatusJson() const {
       r["upstream_errors"] = stats.upstream_connect_errors.load() + stats.upstream_timeouts.load();
       r["upstream_retries"] = stats.upstream_retries.load();
       r["no_upstream"] = stats.no_upstream.load();
+      r["over_limit"] = stats.over_limit.load();
+      r["idle_closed"] = stats.idle_closed.load();
     }
     routes.push_back(r);
   }
@@ -188,6 +192,12 @@ std::string Telemetry::PrometheusText() const {
       {"gateway_no_upstream_total", "counter",
        "Clients closed at once because no upstream of the route was up.",
        &RouteStats::no_upstream},
+      {"gateway_over_limit_total", "counter",
+       "Clients closed at once because the route had max_connections open.",
+       &RouteStats::over_limit},
+      {"gateway_idle_closed_total", "counter",
+       "Connections closed after idle_timeout with no byte either way.",
+       &RouteStats::idle_closed},
   };
   for (const PerRoute& metric : per_route) {
     Family(&out, metric.name, metric.type, metric.help);

@@ -35,6 +35,8 @@ struct RouteStats {
   std::atomic<int64_t> upstream_timeouts{0};
   std::atomic<int64_t> upstream_retries{0};  // connects tried again on another upstream
   std::atomic<int64_t> no_upstream{0};       // clients closed at once: no upstream up
+  std::atomic<int64_t> over_limit{0};        // clients closed at once: max_connections
+  std::atomic<int64_t> idle_closed{0};       // connections closed by idle_timeout
 };
 
 // One worker's connections (--workers): written by its loop, so an
