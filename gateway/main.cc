@@ -31,6 +31,7 @@
 #include "gateway/dataplane/proxy.h"
 #include "gateway/supervision/replacement.h"
 #include "gateway/base/resources.h"
+#include "gateway/dataplane/health_checker.h"
 #include "gateway/dataplane/route_reloader.h"
 #include "gateway/dataplane/routes.h"
 #include "gateway/supervision/sd_notify.h"
@@ -459,6 +460,9 @@ int Main(int argc, char** argv) {
     RemoveRunningSentinelIfOurs(state_dir, self.identity);
     ExitWithError(BindFailureExitCode(status), status.message());
   }
+  // A successor keeps its predecessor's drained/disabled upstreams and
+  // what the health checks found.
+  if (inheritance) telemetry.InheritUpstreamState(inheritance->upstream_state);
   std::unique_ptr<AdminServer> admin;
   std::string admin_bound;
   if (settings.admin_address) {
@@ -481,6 +485,10 @@ int Main(int argc, char** argv) {
   }
   inherited.clear();
   workers.Start();  // workers 1..N-1 accept and relay from here on
+  HealthChecker health_checker([&telemetry] { return telemetry.CurrentPools(); });
+  if (absl::Status started = health_checker.Start(); !started.ok()) {
+    ExitWithError(kExitTemporary, started.message());
+  }
   RouteReloader::Options reload_options;
   reload_options.config_path = FLAGS_config;
   reload_options.load = LoadRoutesFromFlags;
@@ -510,6 +518,7 @@ int Main(int argc, char** argv) {
   replace_options.admin_fd = [&] { return admin ? admin->listen_fd() : -1; };
   replace_options.admin_address = [&] { return admin_bound; };
   replace_options.stopping = [&] { return controller.stop_requested(); };
+  replace_options.upstream_state = [&] { return telemetry.ExportUpstreamState(); };
   Replacer replacer(std::move(replace_options));
   // gatewayctl stop follows the drain: {"cmd":"follow"} subscribes to
   // progress events until this process exits.
@@ -543,6 +552,10 @@ int Main(int argc, char** argv) {
                                  std::shared_ptr<ControlConnection> peer) {
                                if (request["cmd"] == "status") {
                                  peer->Send({{"ok", true}, {"status", telemetry.StatusJson()}});
+                                 return;
+                               }
+                               if (request["cmd"] == "upstream") {
+                                 peer->Send(telemetry.UpstreamCommand(request));
                                  return;
                                }
                                if (request["cmd"] == "follow") {
@@ -630,6 +643,8 @@ int Main(int argc, char** argv) {
                                     {"connections", connections},
                                     {"deadline_in_ms", absl::ToInt64Milliseconds(left)}});
                              });
+
+  health_checker.Stop();
 
   StopRecord record;
   record.verdict = stop.verdict;

@@ -5,6 +5,7 @@
 #include <optional>
 #include <set>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -99,6 +100,88 @@ absl::Status ParseUpstreams(const nlohmann::json& list, Route* route) {
   return absl::OkStatus();
 }
 
+// The "health_check" object (docs/configuration.md, "Health checks").
+absl::Status ParseHealthCheck(const nlohmann::json& j, HealthCheck* check) {
+  if (!j.is_object()) return absl::InvalidArgumentError("\"health_check\" must be an object");
+  static const char* const kKeys[] = {"interval", "timeout",   "rise",      "fall",       "send",
+                                      "expect",   "http_path", "http_host", "http_status"};
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (std::find_if(std::begin(kKeys), std::end(kKeys),
+                     [&](const char* k) { return it.key() == k; }) == std::end(kKeys)) {
+      return absl::InvalidArgumentError(absl::StrCat("health_check: unknown key '", it.key(), "'"));
+    }
+    if (it.key() != "rise" && it.key() != "fall" &&
+        (!it->is_string() || it->get_ref<const std::string&>().empty())) {
+      return absl::InvalidArgumentError(absl::StrCat("health_check: \"", it.key(),
+                                                     "\" must be a non-empty string"));
+    }
+  }
+  auto duration = [&](const char* key, absl::Duration* out) -> absl::Status {
+    if (!j.contains(key)) return absl::OkStatus();
+    if (!absl::ParseDuration(j[key].get<std::string>(), out) || *out < absl::Milliseconds(10) ||
+        *out > absl::Hours(1)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("health_check: bad ", key, " (use e.g. \"2s\"; 10ms to 1h)"));
+    }
+    return absl::OkStatus();
+  };
+  check->enabled = true;
+  absl::Status s = duration("interval", &check->interval);
+  if (!s.ok()) return s;
+  if (!j.contains("timeout")) check->timeout = std::min(check->timeout, check->interval);
+  s = duration("timeout", &check->timeout);
+  if (!s.ok()) return s;
+  if (check->timeout > check->interval) {
+    return absl::InvalidArgumentError("health_check: timeout is longer than interval");
+  }
+  for (auto [key, out] : {std::pair<const char*, int*>{"rise", &check->rise}, {"fall", &check->fall}}) {
+    if (!j.contains(key)) continue;
+    std::optional<int64_t> n = JsonIntegerIn(j[key], 1, 100);
+    if (!n) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("health_check: \"", key, "\" must be an integer from 1 to 100"));
+    }
+    *out = static_cast<int>(*n);
+  }
+  auto text = [&](const char* key) {
+    return j.contains(key) ? j[key].get<std::string>() : std::string();
+  };
+  check->send = text("send");
+  check->expect = text("expect");
+  check->http_path = text("http_path");
+  check->http_host = text("http_host");
+  if (check->http_path.empty() && (j.contains("http_host") || j.contains("http_status"))) {
+    return absl::InvalidArgumentError("health_check: http_host and http_status need http_path");
+  }
+  if (!check->http_path.empty()) {
+    if (!check->send.empty() || !check->expect.empty()) {
+      return absl::InvalidArgumentError(
+          "health_check: http_path and send/expect together (an HTTP check sends its own request)");
+    }
+    if (check->http_path[0] != '/' ||
+        check->http_path.find_first_of(" \r\n\t") != std::string::npos) {
+      return absl::InvalidArgumentError(
+          "health_check: http_path must start with '/' and have no spaces or line breaks");
+    }
+    if (check->http_host.find_first_of(" \r\n\t") != std::string::npos) {
+      return absl::InvalidArgumentError("health_check: http_host has spaces or line breaks");
+    }
+    if (j.contains("http_status")) {
+      std::string range = text("http_status");
+      std::vector<std::string> ends = absl::StrSplit(range, '-');
+      int low = 0, high = 0;
+      if (ends.size() > 2 || !absl::SimpleAtoi(ends[0], &low) ||
+          !absl::SimpleAtoi(ends.back(), &high) || low < 100 || high > 599 || low > high) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "health_check: bad http_status '", TruncateUtf8(range, 32), "' (use e.g. \"200-399\")"));
+      }
+      check->status_min = low;
+      check->status_max = high;
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Route> MakePooledRoute(const std::string& name, const std::string& listen,
                                       const nlohmann::json& upstreams) {
   absl::StatusOr<SocketAddress> l = SocketAddress::Parse(listen);
@@ -170,11 +253,13 @@ absl::StatusOr<std::vector<Route>> ParseRouteConfig(const std::string& json,
       if (it.key() != "name" && it.key() != "listen" && it.key() != "upstream" &&
           it.key() != "upstreams" && it.key() != "balance" && it.key() != "connect_retries" &&
           it.key() != "connect_timeout" && it.key() != "max_connections" &&
-          it.key() != "idle_timeout") {
+          it.key() != "idle_timeout" && it.key() != "health_check" &&
+          it.key() != "ready_requires_upstream") {
         return error(absl::StrCat(where, ": unknown key '", it.key(), "'"));
       }
       if (it.key() == "upstreams" || it.key() == "connect_retries" ||
-          it.key() == "max_connections") {
+          it.key() == "max_connections" || it.key() == "health_check" ||
+          it.key() == "ready_requires_upstream") {
         continue;
       }
       if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
@@ -222,6 +307,16 @@ absl::StatusOr<std::vector<Route>> ParseRouteConfig(const std::string& json,
         return error(absl::StrCat(where, ": bad idle_timeout (use e.g. \"5m\"; \"0s\": never)"));
       }
       route->idle_timeout = idle;
+    }
+    if (r.contains("health_check")) {
+      absl::Status check = ParseHealthCheck(r["health_check"], &route->health_check);
+      if (!check.ok()) return error(absl::StrCat(where, ": ", check.message()));
+    }
+    if (r.contains("ready_requires_upstream")) {
+      if (!r["ready_requires_upstream"].is_boolean()) {
+        return error(absl::StrCat(where, ": \"ready_requires_upstream\" must be true or false"));
+      }
+      route->ready_requires_upstream = r["ready_requires_upstream"].get<bool>();
     }
     if (r.contains("connect_retries")) {
       std::optional<int64_t> retries = JsonIntegerIn(r["connect_retries"], 0, 16);

@@ -32,6 +32,26 @@ struct UpstreamSpec {
   bool backup = false;  // serves only while no primary is up
 };
 
+// Active health checks of every upstream of a route (health_checker.h),
+// HAProxy's `check inter rise fall` with `timeout check`.
+struct HealthCheck {
+  bool enabled = false;
+  absl::Duration interval = absl::Seconds(2);
+  absl::Duration timeout = absl::Seconds(1);  // <= interval
+  int rise = 2;  // successes in a row that bring a down upstream up
+  int fall = 3;  // failures in a row that take an up upstream down
+  // TCP check: connect; then, when set, send `send` and read until the
+  // reply contains `expect` (both optional, byte strings).
+  std::string send;
+  std::string expect;
+  // HTTP check (when http_path is set): "GET http_path HTTP/1.0" with
+  // Host: http_host; the status must be in [status_min, status_max].
+  std::string http_path;
+  std::string http_host;
+  int status_min = 200;
+  int status_max = 399;
+};
+
 // How a new connection picks its upstream (upstream_pool.h).
 enum class Balance { kRoundRobin, kLeastConn, kHash };
 const char* BalanceName(Balance balance);
@@ -52,6 +72,10 @@ struct Route {
   // A connection with no byte either way for this long is closed and
   // counted. Zero: never.
   absl::Duration idle_timeout = absl::ZeroDuration();
+  HealthCheck health_check;
+  // /readyz fails while no upstream of this route is up (a load balancer
+  // in front then stops sending us this route's clients).
+  bool ready_requires_upstream = false;
 };
 
 // Parses "127.0.0.1:8080=127.0.0.1:9000,[::1]:8443=[::1]:9443".

@@ -1,6 +1,7 @@
 // See telemetry.h.
 #include "gateway/dataplane/telemetry.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <utility>
@@ -49,6 +50,94 @@ UpstreamPool* Telemetry::PoolFor(const Route& route) {
   return pool.get();
 }
 
+std::vector<UpstreamPool*> Telemetry::CurrentPools() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<UpstreamPool*> pools;
+  for (const Route& route : routes_) {
+    if (auto it = pools_.find(route.name); it != pools_.end()) pools.push_back(it->second.get());
+  }
+  return pools;
+}
+
+std::string Telemetry::NotReadyBecause() const {
+  Phase phase = phase_.load();
+  if (phase != Phase::kServing) return std::string(PhaseName(phase));
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Route& route : routes_) {
+    if (!route.ready_requires_upstream) continue;
+    auto it = pools_.find(route.name);
+    if (it != pools_.end() && !it->second->AnyUp()) {
+      return absl::StrCat("route ", route.name, " has no upstream up (ready_requires_upstream)");
+    }
+  }
+  return "";
+}
+
+nlohmann::json Telemetry::UpstreamCommand(const nlohmann::json& request) {
+  std::string action = request.value("action", std::string());
+  std::lock_guard<std::mutex> lock(mu_);
+  if (action == "list") {
+    nlohmann::json routes = nlohmann::json::array();
+    for (const Route& route : routes_) {
+      auto it = pools_.find(route.name);
+      if (it == pools_.end()) continue;
+      routes.push_back({{"route", route.name},
+                        {"balance", BalanceName(route.balance)},
+                        {"upstreams", it->second->StatusJson()}});
+    }
+    return {{"ok", true}, {"routes", routes}};
+  }
+  AdminState state;
+  if (action == "drain") {
+    state = AdminState::kDrain;
+  } else if (action == "disable") {
+    state = AdminState::kDisabled;
+  } else if (action == "enable") {
+    state = AdminState::kEnabled;
+  } else {
+    return {{"ok", false}, {"error", "upstream: action must be list, drain, disable or enable"}};
+  }
+  if (!request.contains("route") || !request["route"].is_string() ||
+      !request.contains("address") || !request["address"].is_string()) {
+    return {{"ok", false}, {"error", "upstream: needs \"route\" and \"address\" strings"}};
+  }
+  std::string route = request["route"].get<std::string>();
+  std::string address = request["address"].get<std::string>();
+  auto known = std::find_if(routes_.begin(), routes_.end(),
+                            [&](const Route& r) { return r.name == route; });
+  auto pool = pools_.find(route);
+  if (known == routes_.end() || pool == pools_.end()) {
+    return {{"ok", false}, {"error", absl::StrCat("no route named '", TruncateUtf8(route, 64), "'")}};
+  }
+  // The address as the pool names it: "127.0.0.1:9000", "[::1]:9000".
+  absl::StatusOr<SocketAddress> parsed = SocketAddress::Parse(address);
+  nlohmann::json now;
+  if (!parsed.ok() || !pool->second->SetAdmin(parsed->ToString(), state, &now)) {
+    return {{"ok", false},
+            {"error", absl::StrCat("route ", route, " has no upstream ", TruncateUtf8(address, 64))}};
+  }
+  return {{"ok", true}, {"route", route}, {"upstream", now}};
+}
+
+nlohmann::json Telemetry::ExportUpstreamState() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  nlohmann::json state = nlohmann::json::object();
+  for (const Route& route : routes_) {
+    if (auto it = pools_.find(route.name); it != pools_.end()) {
+      state[route.name] = it->second->ExportState();
+    }
+  }
+  return state;
+}
+
+void Telemetry::InheritUpstreamState(const nlohmann::json& state) {
+  if (!state.is_object()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [route, pool] : pools_) {
+    if (auto it = state.find(route); it != state.end()) pool->Inherit(*it);
+  }
+}
+
 WorkerStats* Telemetry::StatsForWorker(int index) {
   std::lock_guard<std::mutex> lock(mu_);
   while (static_cast<int>(workers_.size()) <= index) {
@@ -58,6 +147,7 @@ WorkerStats* Telemetry::StatsForWorker(int index) {
 }
 
 nlohmann::json Telemetry::StatusJson() const {
+  const bool ready = Ready();
   std::lock_guard<std::mutex> lock(mu_);
   nlohmann::json routes = nlohmann::json::array();
   int64_t active = 0;
@@ -69,7 +159,18 @@ nlohmann::json Telemetry::StatusJson() const {
                         {"balance", BalanceName(route.balance)},
                         {"connect_retries", route.connect_retries},
                         {"max_connections", route.max_connections},
-                        {"idle_timeout", absl::FormatDuration(route.idle_timeout)}};
+                        {"idle_timeout", absl::FormatDuration(route.idle_timeout)},
+                        {"ready_requires_upstream", route.ready_requires_upstream}};
+    if (route.health_check.enabled) {
+      const HealthCheck& c = route.health_check;
+      r["health_check"] = {{"type", c.http_path.empty() ? "tcp" : "http"},
+                           {"interval", absl::FormatDuration(c.interval)},
+                           {"timeout", absl::FormatDuration(c.timeout)},
+                           {"rise", c.rise},
+                           {"fall", c.fall}};
+    } else {
+      r["health_check"] = nullptr;
+    }
     if (auto pool = pools_.find(route.name); pool != pools_.end()) {
       r["upstreams"] = pool->second->StatusJson();
     }
@@ -99,7 +200,7 @@ nlohmann::json Telemetry::StatusJson() const {
       {"started_at", FormatRfc3339(identity_.started_at)},
       {"uptime_seconds", absl::ToDoubleSeconds(absl::Now() - identity_.started_at)},
       {"phase", std::string(PhaseName(phase_.load()))},
-      {"ready", phase_.load() == Phase::kServing},
+      {"ready", ready},
       {"state_dir", identity_.state_dir},
       {"detectors", identity_.detectors},
       {"routes", routes},
@@ -223,7 +324,8 @@ std::string Telemetry::PrometheusText() const {
     int64_t (*value)(const UpstreamPool::Sample&);
   };
   const PerUpstream per_upstream[] = {
-      {"gateway_upstream_up", "gauge", "1 while the upstream gets new connections (not ejected).",
+      {"gateway_upstream_up", "gauge",
+       "1 while the upstream is healthy (checks pass, not ejected); see admin_state too.",
        [](const UpstreamPool::Sample& s) -> int64_t { return s.up ? 1 : 0; }},
       {"gateway_upstream_connections_active", "gauge", "Connections to the upstream now.",
        [](const UpstreamPool::Sample& s) { return s.active; }},
@@ -240,6 +342,28 @@ std::string Telemetry::PrometheusText() const {
         absl::StrAppend(&out, metric.name, "{route=\"", Label(route), "\",upstream=\"",
                         Label(sample.upstream), "\"} ", metric.value(sample), "\n");
       }
+    }
+  }
+  Family(&out, "gateway_upstream_admin_state", "gauge",
+         "1 for the upstream's admin state (gatewayctl upstream drain|disable|enable).");
+  for (const auto& [route, samples] : pools) {
+    for (const UpstreamPool::Sample& sample : samples) {
+      for (AdminState state : {AdminState::kEnabled, AdminState::kDrain, AdminState::kDisabled}) {
+        absl::StrAppend(&out, "gateway_upstream_admin_state{route=\"", Label(route),
+                        "\",upstream=\"", Label(sample.upstream), "\",state=\"",
+                        AdminStateName(state), "\"} ", sample.admin == state ? 1 : 0, "\n");
+      }
+    }
+  }
+  Family(&out, "gateway_upstream_check_latency_seconds", "gauge",
+         "How long the upstream's last health check took.");
+  for (const auto& [route, samples] : pools) {
+    for (const UpstreamPool::Sample& sample : samples) {
+      if (sample.check_latency_us < 0) continue;
+      absl::StrAppend(&out, "gateway_upstream_check_latency_seconds{route=\"", Label(route),
+                      "\",upstream=\"", Label(sample.upstream), "\"} ",
+                      absl::StrFormat("%.6f", static_cast<double>(sample.check_latency_us) / 1e6),
+                      "\n");
     }
   }
   Family(&out, "gateway_worker_connections_active", "gauge",

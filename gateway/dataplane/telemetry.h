@@ -88,8 +88,22 @@ class Telemetry {
   std::atomic<int64_t> replacements_failed{0};
 
   int64_t ActiveConnections() const;
-  // Ready to take traffic: serving (not starting, not draining).
-  bool Ready() const { return phase_.load() == Phase::kServing; }
+  // Ready to take traffic: serving (not starting, not draining), and every
+  // route with ready_requires_upstream has an upstream up.
+  bool Ready() const { return NotReadyBecause().empty(); }
+  // Why not ready ("draining", "route web has no upstream up"), or "".
+  std::string NotReadyBecause() const;
+
+  // The pools of the routes in force (for the health checker).
+  std::vector<UpstreamPool*> CurrentPools() const;
+  // gatewayctl upstream: {"cmd":"upstream","action":"list"} or
+  // {"cmd":"upstream","action":"drain|disable|enable","route":R,"address":A};
+  // the reply to send ({"ok":..., ...}).
+  nlohmann::json UpstreamCommand(const nlohmann::json& request);
+  // Every pool's admin and health state, by route, for a successor; and
+  // the successor's side, applied to the routes it has.
+  nlohmann::json ExportUpstreamState() const;
+  void InheritUpstreamState(const nlohmann::json& state);
 
   nlohmann::json StatusJson() const;
   std::string PrometheusText() const;

@@ -5,7 +5,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gateway/base/json_util.h"
@@ -46,11 +48,26 @@ std::string ClientKey(const SocketAddress& client) {
 
 }  // namespace
 
+const char* AdminStateName(AdminState state) {
+  switch (state) {
+    case AdminState::kEnabled:
+      return "enabled";
+    case AdminState::kDrain:
+      return "drain";
+    case AdminState::kDisabled:
+      return "disabled";
+  }
+  return "?";
+}
+
 UpstreamPool::UpstreamPool(const Route& route) { Update(route); }
 
 void UpstreamPool::Update(const Route& route) {
   std::lock_guard<std::mutex> lock(mu_);
+  route_name_ = route.name;
   balance_ = route.balance;
+  const bool checks_were_on = check_.enabled;
+  check_ = route.health_check;
   members_.clear();
   for (const UpstreamSpec& spec : route.upstreams) {
     std::string name = spec.address.ToString();
@@ -67,10 +84,36 @@ void UpstreamPool::Update(const Route& route) {
     state->current_weight = 0;
     members_.push_back(state);
   }
+  // Checks turned off: nothing would ever bring a checked-down upstream
+  // back. Turned on: each upstream starts as up until its first check.
+  if (checks_were_on != check_.enabled) {
+    for (auto& known : known_) {
+      known->checked_down.store(false);
+      known->check_successes = known->check_failures = 0;
+      known->check_succeeded = false;
+      known->check_latency_us.store(-1);
+      known->last_check.clear();
+    }
+  }
 }
 
 bool UpstreamPool::IsUp(const UpstreamState& upstream, int64_t now_ns) const {
+  if (check_.enabled) return !upstream.checked_down.load();
   return members_.size() < 2 || upstream.down_until_ns.load() <= now_ns;
+}
+
+bool UpstreamPool::Usable(const UpstreamState& upstream, int64_t now_ns) const {
+  return upstream.admin.load() == AdminState::kEnabled && IsUp(upstream, now_ns);
+}
+
+void UpstreamPool::Changed(UpstreamState* upstream, std::string why) {
+  if (absl::StartsWith(why, "down")) {
+    LOG(WARNING) << "route " << route_name_ << ": upstream " << upstream->name << " is " << why;
+  } else {
+    LOG(INFO) << "route " << route_name_ << ": upstream " << upstream->name << " is " << why;
+  }
+  upstream->last_change = std::move(why);
+  upstream->last_change_at = absl::Now();
 }
 
 UpstreamState* UpstreamPool::Pick(const SocketAddress& client, const UpstreamState* exclude) {
@@ -79,7 +122,7 @@ UpstreamState* UpstreamPool::Pick(const SocketAddress& client, const UpstreamSta
   std::vector<UpstreamState*> candidates;
   for (bool backups : {false, true}) {
     for (UpstreamState* u : members_) {
-      if (u->backup == backups && u != exclude && IsUp(*u, now_ns)) candidates.push_back(u);
+      if (u->backup == backups && u != exclude && Usable(*u, now_ns)) candidates.push_back(u);
     }
     if (!candidates.empty()) break;
   }
@@ -131,10 +174,9 @@ UpstreamState* UpstreamPool::Pick(const SocketAddress& client, const UpstreamSta
 void UpstreamPool::Connected(UpstreamState* upstream) {
   if (upstream->consecutive_failures.exchange(0) < kEjectAfterFailures) return;
   std::lock_guard<std::mutex> lock(mu_);
+  if (check_.enabled) return;  // the checks bring it back
   upstream->down_until_ns.store(0);
-  upstream->last_change = "up: a connect succeeded";
-  upstream->last_change_at = absl::Now();
-  LOG(INFO) << "upstream " << upstream->name << " is up again (a connect succeeded)";
+  Changed(upstream, "up: a connect succeeded");
 }
 
 void UpstreamPool::ConnectFailed(UpstreamState* upstream, absl::string_view why) {
@@ -142,35 +184,173 @@ void UpstreamPool::ConnectFailed(UpstreamState* upstream, absl::string_view why)
   int failures = upstream->consecutive_failures.fetch_add(1) + 1;
   if (failures < kEjectAfterFailures) return;
   std::lock_guard<std::mutex> lock(mu_);
+  std::string reason = absl::StrCat("down: ", failures, " connect failures in a row (", why, ")");
+  if (check_.enabled) {
+    if (upstream->checked_down.exchange(true)) return;
+    upstream->check_successes = 0;
+    Changed(upstream, absl::StrCat(reason, "; back after ", check_.rise, " check(s) succeed"));
+    return;
+  }
   if (members_.size() < 2) return;
   bool was_up = upstream->down_until_ns.load() <= absl::GetCurrentTimeNanos();
   upstream->down_until_ns.store(absl::ToUnixNanos(absl::Now() + kEjectFor));
-  if (!was_up) return;
-  upstream->last_change = absl::StrCat("down: ", failures, " connect failures in a row (", why, ")");
-  upstream->last_change_at = absl::Now();
-  LOG(WARNING) << "upstream " << upstream->name << " is down for "
-               << absl::FormatDuration(kEjectFor) << ": " << failures
-               << " connect failures in a row (" << why << ")";
+  if (was_up) {
+    Changed(upstream, absl::StrCat("down for ", absl::FormatDuration(kEjectFor), ": ", failures,
+                                   " connect failures in a row (", why, ")"));
+  }
+}
+
+std::vector<CheckTarget> UpstreamPool::CheckTargets() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<CheckTarget> targets;
+  if (!check_.enabled) return targets;
+  for (UpstreamState* u : members_) {
+    if (u->admin.load() != AdminState::kDisabled) targets.push_back({u, check_});
+  }
+  return targets;
+}
+
+void UpstreamPool::CheckDone(UpstreamState* upstream, absl::Duration latency,
+                             const std::string& error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!check_.enabled) return;  // turned off while it ran
+  upstream->check_latency_us.store(absl::ToInt64Microseconds(latency));
+  upstream->last_check = error.empty() ? "ok" : error;
+  if (error.empty()) {
+    upstream->check_failures = 0;
+    upstream->check_succeeded = true;
+    if (++upstream->check_successes >= check_.rise && upstream->checked_down.load()) {
+      upstream->checked_down.store(false);
+      upstream->consecutive_failures.store(0);
+      Changed(upstream, absl::StrCat("up: ", upstream->check_successes, " check(s) in a row succeeded"));
+    }
+    return;
+  }
+  upstream->check_successes = 0;
+  ++upstream->check_failures;
+  if (upstream->checked_down.load()) return;
+  if (!upstream->check_succeeded) {
+    upstream->checked_down.store(true);
+    Changed(upstream, absl::StrCat("down: its first check failed: ", error));
+  } else if (upstream->check_failures >= check_.fall) {
+    upstream->checked_down.store(true);
+    Changed(upstream, absl::StrCat("down: ", upstream->check_failures,
+                                   " checks in a row failed, the last: ", error));
+  }
+}
+
+bool UpstreamPool::SetAdmin(absl::string_view address, AdminState state, nlohmann::json* now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now_ns = absl::GetCurrentTimeNanos();
+  for (UpstreamState* u : members_) {
+    if (u->name != address) continue;
+    if (u->admin.exchange(state) != state) {
+      Changed(u, absl::StrCat("admin: ", AdminStateName(state), " (gatewayctl)"));
+    }
+    if (now != nullptr) *now = MemberJson(*u, now_ns);
+    return true;
+  }
+  return false;
+}
+
+nlohmann::json UpstreamPool::ExportState() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now_ns = absl::GetCurrentTimeNanos();
+  nlohmann::json state = nlohmann::json::object();
+  for (const UpstreamState* u : members_) {
+    int64_t down_for_ns = std::max<int64_t>(0, u->down_until_ns.load() - now_ns);
+    state[u->name] = {{"admin", AdminStateName(u->admin.load())},
+                      {"checked_down", u->checked_down.load()},
+                      {"check_succeeded", u->check_succeeded},
+                      {"down_for_ms", down_for_ns / 1000000},
+                      {"last_change", u->last_change},
+                      {"last_change_at", u->last_change.empty()
+                                             ? std::string()
+                                             : FormatRfc3339(u->last_change_at)}};
+  }
+  return state;
+}
+
+void UpstreamPool::Inherit(const nlohmann::json& state) {
+  if (!state.is_object()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  // From another process (perhaps another version): a field of the wrong
+  // type is ignored, never an exception.
+  auto text = [](const nlohmann::json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  auto flag = [](const nlohmann::json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_boolean() && it->get<bool>();
+  };
+  for (UpstreamState* u : members_) {
+    auto it = state.find(u->name);
+    if (it == state.end() || !it->is_object()) continue;
+    const nlohmann::json& s = *it;
+    std::string admin = text(s, "admin");
+    for (AdminState a : {AdminState::kEnabled, AdminState::kDrain, AdminState::kDisabled}) {
+      if (admin == AdminStateName(a)) u->admin.store(a);
+    }
+    if (check_.enabled) {
+      u->checked_down.store(flag(s, "checked_down"));
+      u->check_succeeded = flag(s, "check_succeeded");
+    }
+    std::optional<int64_t> down_for_ms =
+        s.contains("down_for_ms") ? JsonIntegerIn(s["down_for_ms"], 0, 3600 * 1000) : std::nullopt;
+    if (down_for_ms && *down_for_ms > 0) {
+      u->down_until_ns.store(absl::GetCurrentTimeNanos() + *down_for_ms * 1000000);
+    }
+    absl::Time at;
+    std::string error;
+    if (!text(s, "last_change").empty() &&
+        absl::ParseTime(absl::RFC3339_full, text(s, "last_change_at"), &at, &error)) {
+      u->last_change = text(s, "last_change");
+      u->last_change_at = at;
+    }
+  }
+}
+
+bool UpstreamPool::AnyUp() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now_ns = absl::GetCurrentTimeNanos();
+  for (const UpstreamState* u : members_) {
+    if (Usable(*u, now_ns)) return true;
+  }
+  return false;
+}
+
+nlohmann::json UpstreamPool::MemberJson(const UpstreamState& u, int64_t now_ns) const {
+  nlohmann::json check = nullptr;
+  if (check_.enabled) {
+    int64_t latency_us = u.check_latency_us.load();
+    check = {{"last", u.last_check.empty() ? nlohmann::json(nullptr) : nlohmann::json(u.last_check)},
+             {"latency_ms", latency_us < 0 ? nlohmann::json(nullptr)
+                                           : nlohmann::json(static_cast<double>(latency_us) / 1000)},
+             {"successes_in_a_row", u.check_successes},
+             {"failures_in_a_row", u.check_failures}};
+  }
+  return {{"address", u.name},
+          {"weight", u.weight},
+          {"backup", u.backup},
+          {"up", IsUp(u, now_ns)},
+          {"admin", AdminStateName(u.admin.load())},
+          {"connections_active", u.active.load()},
+          {"connections_total", u.total.load()},
+          {"connect_errors", u.connect_errors.load()},
+          {"check", check},
+          {"last_change", u.last_change.empty() ? nlohmann::json(nullptr)
+                                                : nlohmann::json(u.last_change)},
+          {"last_change_at", u.last_change.empty()
+                                 ? nlohmann::json(nullptr)
+                                 : nlohmann::json(FormatRfc3339(u.last_change_at))}};
 }
 
 nlohmann::json UpstreamPool::StatusJson() const {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now_ns = absl::GetCurrentTimeNanos();
   nlohmann::json list = nlohmann::json::array();
-  for (const UpstreamState* u : members_) {
-    list.push_back({{"address", u->name},
-                    {"weight", u->weight},
-                    {"backup", u->backup},
-                    {"up", IsUp(*u, now_ns)},
-                    {"connections_active", u->active.load()},
-                    {"connections_total", u->total.load()},
-                    {"connect_errors", u->connect_errors.load()},
-                    {"last_change", u->last_change.empty() ? nlohmann::json(nullptr)
-                                                           : nlohmann::json(u->last_change)},
-                    {"last_change_at", u->last_change.empty()
-                                           ? nlohmann::json(nullptr)
-                                           : nlohmann::json(FormatRfc3339(u->last_change_at))}});
-  }
+  for (const UpstreamState* u : members_) list.push_back(MemberJson(*u, now_ns));
   return list;
 }
 
@@ -179,8 +359,8 @@ std::vector<UpstreamPool::Sample> UpstreamPool::Samples() const {
   const int64_t now_ns = absl::GetCurrentTimeNanos();
   std::vector<Sample> samples;
   for (const UpstreamState* u : members_) {
-    samples.push_back({u->name, IsUp(*u, now_ns), u->active.load(), u->total.load(),
-                       u->connect_errors.load()});
+    samples.push_back({u->name, IsUp(*u, now_ns), u->admin.load(), u->active.load(),
+                       u->total.load(), u->connect_errors.load(), u->check_latency_us.load()});
   }
   return samples;
 }

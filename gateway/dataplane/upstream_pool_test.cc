@@ -153,5 +153,86 @@ TEST(UpstreamPoolTest, APoolOfOneIsNeverEjectedAndStateSurvivesAnUpdate) {
   EXPECT_EQ(u->active.load(), 2);
 }
 
+Route CheckedRoute(int rise, int fall) {
+  Route route = PoolRoute({{1, 1}, {2, 1}});
+  route.health_check.enabled = true;
+  route.health_check.rise = rise;
+  route.health_check.fall = fall;
+  return route;
+}
+
+UpstreamState* Member(UpstreamPool& pool, int port) {
+  for (int i = 0; i < 4; ++i) {
+    UpstreamState* u = pool.Pick(Client(i));
+    pool.Release(u);
+    if (u->address.port() == port) return u;
+  }
+  return nullptr;
+}
+
+TEST(UpstreamPoolTest, ChecksApplyFallAndRise) {
+  UpstreamPool pool(CheckedRoute(2, 3));
+  UpstreamState* b = Member(pool, 2);
+  ASSERT_NE(b, nullptr);
+  pool.CheckDone(b, absl::Milliseconds(1), "");  // up, and has succeeded once
+  pool.CheckDone(b, absl::Milliseconds(1), "refused");
+  pool.CheckDone(b, absl::Milliseconds(1), "refused");
+  EXPECT_FALSE(b->checked_down.load()) << "down before fall (3) failures";
+  pool.CheckDone(b, absl::Milliseconds(1), "refused");
+  EXPECT_TRUE(b->checked_down.load());
+  EXPECT_EQ(Spread(pool, 10).count("127.0.0.1:2"), 0u) << "a checked-down upstream was picked";
+  pool.CheckDone(b, absl::Milliseconds(1), "");
+  EXPECT_TRUE(b->checked_down.load()) << "up before rise (2) successes";
+  pool.CheckDone(b, absl::Milliseconds(1), "");
+  EXPECT_FALSE(b->checked_down.load());
+  EXPECT_EQ(b->last_change, "up: 2 check(s) in a row succeeded");
+}
+
+TEST(UpstreamPoolTest, TheFirstFailedCheckTakesANewUpstreamDown) {
+  UpstreamPool pool(CheckedRoute(2, 3));
+  UpstreamState* b = Member(pool, 2);
+  pool.CheckDone(b, absl::Milliseconds(1), "refused");
+  EXPECT_TRUE(b->checked_down.load());
+  EXPECT_EQ(b->last_change, "down: its first check failed: refused");
+}
+
+TEST(UpstreamPoolTest, PassiveEjectionWithChecksWaitsForRiseChecks) {
+  UpstreamPool pool(CheckedRoute(2, 3));
+  UpstreamState* b = Member(pool, 2);
+  for (int i = 0; i < kEjectAfterFailures; ++i) pool.ConnectFailed(b, "refused");
+  EXPECT_TRUE(b->checked_down.load());
+  pool.Connected(b);  // a connect that succeeds does not bring it back: the checks do
+  EXPECT_TRUE(b->checked_down.load());
+  pool.CheckDone(b, absl::Milliseconds(1), "");
+  pool.CheckDone(b, absl::Milliseconds(1), "");
+  EXPECT_FALSE(b->checked_down.load());
+}
+
+TEST(UpstreamPoolTest, AdminStateTakesNewConnectionsAwayAndIsInherited) {
+  UpstreamPool pool(PoolRoute({{1, 1}, {2, 1}}));
+  EXPECT_TRUE(pool.SetAdmin("127.0.0.1:2", AdminState::kDrain, nullptr));
+  EXPECT_FALSE(pool.SetAdmin("127.0.0.1:3", AdminState::kDrain, nullptr));
+  std::map<std::string, int> spread = Spread(pool, 10);
+  EXPECT_EQ(spread["127.0.0.1:1"], 10);
+  EXPECT_TRUE(pool.AnyUp());
+  EXPECT_TRUE(pool.SetAdmin("127.0.0.1:1", AdminState::kDisabled, nullptr));
+  EXPECT_FALSE(pool.AnyUp());
+  EXPECT_EQ(pool.Pick(Client(0)), nullptr);
+  UpstreamPool successor(PoolRoute({{1, 1}, {2, 1}, {3, 1}}));
+  successor.Inherit(pool.ExportState());
+  EXPECT_EQ(Spread(successor, 10)["127.0.0.1:3"], 10) << "drained/disabled state was not inherited";
+  successor.Inherit(nlohmann::json::parse(R"({"127.0.0.1:3": {"admin": 7}, "x": 1})"));  // ignored
+}
+
+TEST(UpstreamPoolTest, DisabledUpstreamsAreNotChecked) {
+  UpstreamPool pool(CheckedRoute(1, 1));
+  EXPECT_EQ(pool.CheckTargets().size(), 2u);
+  pool.SetAdmin("127.0.0.1:1", AdminState::kDisabled, nullptr);
+  ASSERT_EQ(pool.CheckTargets().size(), 1u);
+  EXPECT_EQ(pool.CheckTargets()[0].upstream->address.port(), 2);
+  pool.SetAdmin("127.0.0.1:2", AdminState::kDrain, nullptr);
+  EXPECT_EQ(pool.CheckTargets().size(), 1u) << "a draining upstream is still checked";
+}
+
 }  // namespace
 }  // namespace gateway

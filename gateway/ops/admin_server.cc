@@ -28,9 +28,9 @@ struct Reply {
 Reply Route(const Telemetry& telemetry, const std::string& path) {
   if (path == "/healthz") return {MHD_HTTP_OK, "text/plain", "ok\n"};
   if (path == "/readyz") {
-    if (telemetry.Ready()) return {MHD_HTTP_OK, "text/plain", "ready\n"};
-    return {MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
-            absl::StrCat("not ready: ", PhaseName(telemetry.phase()), "\n")};
+    std::string because = telemetry.NotReadyBecause();
+    if (because.empty()) return {MHD_HTTP_OK, "text/plain", "ready\n"};
+    return {MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", absl::StrCat("not ready: ", because, "\n")};
   }
   if (path == "/status") {
     return {MHD_HTTP_OK, "application/json", DumpJson(telemetry.StatusJson(), 2) + "\n"};

@@ -201,8 +201,13 @@ void Replacer::HandOver(std::shared_ptr<ControlConnection> successor) {
     fds.push_back(fd);
   }
   message["listeners"] = listeners;
+  // The pools' state follows on a line of its own (it can be larger than
+  // one descriptor-carrying message); the flag tells the successor to wait
+  // for it, so a successor of an older version still works.
+  message["upstream_state_follows"] = static_cast<bool>(options_.upstream_state);
   absl::Status sent = SendFds(successor_->fd(), DumpJson(message) + "\n", fds);
   if (!sent.ok()) return Fail(absl::StrCat("could not hand over the sockets: ", sent.message()));
+  if (options_.upstream_state) successor_->Send({{"upstream_state", options_.upstream_state()}});
   LOG(INFO) << "replace: handed " << listeners.size() << " listener(s)"
             << (admin >= 0 ? " and the admin socket" : "") << " to pid " << child_;
   successor_->SetReader([this] { OnSuccessorMessage(); });
@@ -309,6 +314,14 @@ absl::StatusOr<Inheritance> InheritFrom(const std::string& control_socket) {
   }
   for (const auto& address : (*message)["listeners"]) {
     inheritance.listeners[address.get<std::string>()] = std::move(fds[next++]);
+  }
+  if (message->value("upstream_state_follows", false)) {
+    absl::StatusOr<nlohmann::json> state = ReadControlLine(channel->get(), absl::Seconds(5));
+    if (!state.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("predecessor's upstream state did not arrive: ", state.status().message()));
+    }
+    inheritance.upstream_state = state->value("upstream_state", nlohmann::json(nullptr));
   }
   inheritance.channel = std::move(*channel);
   return inheritance;

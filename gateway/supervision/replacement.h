@@ -56,6 +56,8 @@ class Replacer {
     std::function<int()> admin_fd;          // -1 when there is no admin server
     std::function<std::string()> admin_address;
     std::function<bool()> stopping;         // a stop verdict is latched
+    // The upstream pools' admin and health state, sent to the successor.
+    std::function<nlohmann::json()> upstream_state;
   };
 
   explicit Replacer(Options options) : options_(std::move(options)) {}
@@ -99,6 +101,7 @@ struct Inheritance {
   UniqueFd admin;
   std::string admin_address;
   std::map<std::string, UniqueFd> listeners;  // by listen address
+  nlohmann::json upstream_state;               // Telemetry::ExportUpstreamState; null: none
   UniqueFd channel;                            // report "ready" or an error here
 };
 

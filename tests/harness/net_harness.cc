@@ -56,22 +56,21 @@ int FreePort(bool ipv6) {
   return port;
 }
 
-EchoServer::EchoServer(bool ipv6, std::string greeting) : greeting_(std::move(greeting)) {
+EchoServer::EchoServer(bool ipv6, std::string greeting, int port)
+    : greeting_(std::move(greeting)) {
   sockaddr_storage addr;
   socklen_t len;
-  listen_fd_ = MakeSocket(ipv6, 0, &addr, &len);
+  listen_fd_ = MakeSocket(ipv6, port, &addr, &len);
   int one = 1;
   setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len);
   listen(listen_fd_, 1024);
   port_ = BoundPort(listen_fd_);
   acceptor_ = std::thread([this] {
-    for (;;) {
+    // Stops within 50 ms also while connections keep coming.
+    while (!stopping_.load()) {
       pollfd p = {listen_fd_, POLLIN, 0};
-      if (poll(&p, 1, 50) <= 0) {
-        if (stopping_.load()) return;
-        continue;
-      }
+      if (poll(&p, 1, 50) <= 0) continue;
       int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
       accepted_.fetch_add(1);

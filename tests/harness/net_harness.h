@@ -21,7 +21,9 @@ int FreePort(bool ipv6 = false);
 // half-closes its side. Optionally first sends `greeting`.
 class EchoServer {
  public:
-  explicit EchoServer(bool ipv6 = false, std::string greeting = "");
+  // `port` 0: any free one; else that port (a server restarted where an
+  // earlier one listened).
+  explicit EchoServer(bool ipv6 = false, std::string greeting = "", int port = 0);
   ~EchoServer();
   int port() const { return port_; }
   int accepted() const { return accepted_.load(); }

@@ -14,6 +14,7 @@ int ExplainCommand(const Invocation& inv);
 int UnitCommand(const Invocation& inv);
 int K8sCommand(const Invocation& inv);
 int ReplaceCommand(const Invocation& inv);
+int UpstreamCommand(const Invocation& inv);
 
 }  // namespace gateway::ctl
 

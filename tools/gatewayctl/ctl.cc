@@ -6,7 +6,9 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gateway/base/json_util.h"
+#include "gateway/ops/control_server.h"
 
 namespace gateway::ctl {
 
@@ -42,6 +44,16 @@ absl::StatusOr<Located> LocateRunning(const std::string& state_dir) {
         absl::StrCat("no gateway is running with state directory ", state_dir, last));
   }
   return located;
+}
+
+absl::StatusOr<nlohmann::json> AskGateway(const StateDirectory& dir, const nlohmann::json& request,
+                                          absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  absl::StatusOr<UniqueFd> control = ConnectControl(dir.PathOf(kControlSocket), timeout);
+  if (!control.ok()) return control.status();
+  absl::Status sent = WriteControlLine(control->get(), request, deadline - absl::Now());
+  if (!sent.ok()) return sent;
+  return ReadControlLine(control->get(), deadline - absl::Now());
 }
 
 void PrintResult(const Invocation& inv, const nlohmann::json& json, const std::string& text) {

@@ -45,6 +45,12 @@ absl::StatusOr<Located> Locate(const std::string& state_dir);
 // Like Locate, but fails with "no gateway is running" unless one is alive.
 absl::StatusOr<Located> LocateRunning(const std::string& state_dir);
 
+// Sends one request to the running gateway's control socket and returns
+// its answer; connecting, asking and reading together take at most
+// `timeout` (a stopped or wedged gateway is a DeadlineExceeded error).
+absl::StatusOr<nlohmann::json> AskGateway(const StateDirectory& dir, const nlohmann::json& request,
+                                          absl::Duration timeout);
+
 // Prints the result: `json` with --json, else `text` (ends with newline).
 void PrintResult(const Invocation& inv, const nlohmann::json& json, const std::string& text);
 // Prints a failure as one line on stderr (and {"error": ...} with --json)

@@ -31,12 +31,15 @@ constexpr char kUsage[] =
     "  explain       dry run: which detector would decide --signal from --sender\n"
     "  replace       zero-downtime replacement: the gateway starts its successor, hands it\n"
     "                the listening sockets, and retires as `takeover`\n"
+    "  upstream      list | drain|disable|enable ROUTE ADDRESS: the pools' upstreams and\n"
+    "                their admin state (drain: no new connections, open ones finish)\n"
     "  unit          print a systemd unit (Type=notify, Restart=on-failure, ...)\n"
     "  k8s           print a Kubernetes Deployment snippet\n"
     "Exit status: 0 ok, 1 failure, 2 usage error, 3 not running (status).";
 
 struct Command {
   int (*run)(const Invocation&);
+  bool takes_arguments = false;
 };
 
 const std::map<std::string, Command>& Commands() {
@@ -49,6 +52,7 @@ const std::map<std::string, Command>& Commands() {
       {"replace", {ReplaceCommand}},
       {"unit", {UnitCommand}},
       {"k8s", {K8sCommand}},
+      {"upstream", {UpstreamCommand, true}},
   };
   return *commands;
 }
@@ -76,7 +80,7 @@ int Main(int argc, char** argv) {
     return Fail(inv, CommandError{kExitUsage, absl::StrCat("unknown command '", name, "' (see --help)")});
   }
   inv.args.assign(command_line->positional.begin() + 1, command_line->positional.end());
-  if (!inv.args.empty()) {
+  if (!inv.args.empty() && !command->second.takes_arguments) {
     return Fail(inv, CommandError{kExitUsage, absl::StrCat("unexpected argument '", inv.args[0], "'")});
   }
   inv.state_dir = FLAGS_state_dir.empty() ? DefaultStateDirPath(CurrentEnvironment(), geteuid())

@@ -23,12 +23,7 @@ constexpr absl::Duration kLiveStatusTimeout = absl::Seconds(3);
 // The running instance's own view over its control socket, or why there
 // is none (a stopped or wedged process still has a live pid).
 absl::StatusOr<nlohmann::json> LiveStatus(const StateDirectory& dir) {
-  absl::Time deadline = absl::Now() + kLiveStatusTimeout;
-  absl::StatusOr<UniqueFd> control = ConnectControl(dir.PathOf(kControlSocket), kLiveStatusTimeout);
-  if (!control.ok()) return control.status();
-  absl::Status sent = WriteControlLine(control->get(), {{"cmd", "status"}}, deadline - absl::Now());
-  if (!sent.ok()) return sent;
-  absl::StatusOr<nlohmann::json> reply = ReadControlLine(control->get(), deadline - absl::Now());
+  absl::StatusOr<nlohmann::json> reply = AskGateway(dir, {{"cmd", "status"}}, kLiveStatusTimeout);
   if (!reply.ok()) return reply.status();
   if (!reply->contains("status") || !(*reply)["status"].is_object()) {
     return absl::DataLossError("its answer has no status");
