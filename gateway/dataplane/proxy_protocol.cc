@@ -44,7 +44,9 @@ bool MatchesSoFar(absl::string_view data, absl::string_view signature) {
 }
 
 // For error messages: attacker bytes, escaped so the reason stays one line.
-std::string Quoted(absl::string_view text) { return absl::StrCat("'", absl::CHexEscape(text), "'"); }
+std::string Quoted(absl::string_view text) {
+  return absl::StrCat("'", absl::CHexEscape(text), "'");
+}
 
 ProxyParse Invalid(std::string* error, std::string reason) {
   *error = std::move(reason);
@@ -145,7 +147,8 @@ bool CheckV1Host(int family, absl::string_view field, bool partial, void* host) 
   const size_t max_length = v4 ? kMaxIpv4TextLength : kMaxIpv6TextLength;
   if (field.size() > max_length) return false;
   for (char c : field) {
-    bool allowed = absl::ascii_isdigit(c) || c == '.' || (!v4 && (absl::ascii_isxdigit(c) || c == ':'));
+    bool allowed =
+        absl::ascii_isdigit(c) || c == '.' || (!v4 && (absl::ascii_isxdigit(c) || c == ':'));
     if (!allowed) return false;
   }
   if (partial) return true;
@@ -240,8 +243,8 @@ ProxyParse ParseV1Fields(absl::string_view rest, bool complete, ProxyHeader* par
   }
   if (!complete) return ProxyParse::kNeedMore;
   if (fields != 4) {
-    return Invalid(error, absl::StrCat("v1 ", protocol, " line has ", fields + 2,
-                                       " fields, expected 6"));
+    return Invalid(error,
+                   absl::StrCat("v1 ", protocol, " line has ", fields + 2, " fields, expected 6"));
   }
   parsed->source = AddressFromBytes(family, hosts[0], &ports[0]);
   parsed->destination = AddressFromBytes(family, hosts[1], &ports[1]);
@@ -260,8 +263,7 @@ ProxyParse ParseV1(absl::string_view data, ProxyHeader* header, std::string* err
   parsed.version = ProxyVersion::kV1;
   ProxyParse fields = ParseV1Fields(line.substr(kV1Signature.size()), complete, &parsed, error);
   if (fields == ProxyParse::kInvalid) return fields;
-  const std::string too_long =
-      absl::StrCat("v1 line longer than ", kProxyV1MaxLength, " bytes");
+  const std::string too_long = absl::StrCat("v1 line longer than ", kProxyV1MaxLength, " bytes");
   if (!complete) {
     // The CR could only come at byte 106 or later: past the limit.
     if (window.size() >= kProxyV1MaxLength - 1) return Invalid(error, too_long);
@@ -282,14 +284,22 @@ ProxyParse ParseV1(absl::string_view data, ProxyHeader* header, std::string* err
 
 const char* V2FamilyName(unsigned char family) {
   switch (family) {
-    case kV2Unspec: return "UNSPEC";
-    case kV2TcpOverIpv4: return "TCP over IPv4";
-    case kV2TcpOverIpv6: return "TCP over IPv6";
-    case 0x12: return "UDP over IPv4";
-    case 0x22: return "UDP over IPv6";
-    case 0x31: return "stream over UNIX";
-    case 0x32: return "datagram over UNIX";
-    default: return nullptr;
+    case kV2Unspec:
+      return "UNSPEC";
+    case kV2TcpOverIpv4:
+      return "TCP over IPv4";
+    case kV2TcpOverIpv6:
+      return "TCP over IPv6";
+    case 0x12:
+      return "UDP over IPv4";
+    case 0x22:
+      return "UDP over IPv6";
+    case 0x31:
+      return "stream over UNIX";
+    case 0x32:
+      return "datagram over UNIX";
+    default:
+      return nullptr;
   }
 }
 
@@ -302,9 +312,11 @@ ProxyParse ParseV2(absl::string_view data, ProxyHeader* header, std::string* err
   if (data.size() <= 12) return ProxyParse::kNeedMore;
   const unsigned char version = byte(12) >> 4;
   const unsigned char command = byte(12) & 0x0F;
-  if (version != 2) return Invalid(error, absl::StrCat("bad v2 version ", version, " (expected 2)"));
+  if (version != 2)
+    return Invalid(error, absl::StrCat("bad v2 version ", version, " (expected 2)"));
   if (command > 1) {
-    return Invalid(error, absl::StrCat("bad v2 command ", command, " (expected 0 LOCAL or 1 PROXY)"));
+    return Invalid(error,
+                   absl::StrCat("bad v2 command ", command, " (expected 0 LOCAL or 1 PROXY)"));
   }
   if (data.size() <= 13) return ProxyParse::kNeedMore;
   const unsigned char family = byte(13);

@@ -70,9 +70,8 @@ const char kV1LongestUnknown[] =
     "65535 65535\r\n";
 
 // 192.168.0.1:56324 -> 192.168.0.11:443, written out by hand.
-const std::string kV2Ipv4 =
-    kSignature + Bytes({0x21, 0x11, 0x00, 0x0C, 192, 168, 0, 1, 192, 168, 0, 11, 0xDC, 0x04,
-                        0x01, 0xBB});
+const std::string kV2Ipv4 = kSignature + Bytes({0x21, 0x11, 0x00, 0x0C, 192, 168, 0, 1, 192, 168, 0,
+                                                11, 0xDC, 0x04, 0x01, 0xBB});
 // [2001:db8::1]:1234 -> [2001:db8::2]:443.
 const std::string kV2Ipv6 =
     kSignature + Bytes({0x21, 0x21, 0x00, 0x24,                                      //
@@ -82,8 +81,9 @@ const std::string kV2Ipv6 =
 const std::string kV2Local = kSignature + Bytes({0x20, 0x00, 0x00, 0x00});
 // kV2Ipv4 plus two TLVs: ALPN "h2" and a NOOP of 3 bytes.
 const std::string kV2Ipv4WithTlvs =
-    kSignature + Bytes({0x21, 0x11, 0x00, 0x0C + 5 + 6, 192, 168, 0, 1, 192, 168, 0, 11, 0xDC,
-                        0x04, 0x01, 0xBB, 0x01, 0x00, 0x02, 'h', '2', 0x04, 0x00, 0x03, 0, 0, 0});
+    kSignature +
+    Bytes({0x21, 0x11, 0x00, 0x0C + 5 + 6, 192,  168, 0,   1,    192,  168,  0, 11, 0xDC, 0x04,
+           0x01, 0xBB, 0x01, 0x00,         0x02, 'h', '2', 0x04, 0x00, 0x03, 0, 0,  0});
 
 TEST(ProxyProtocolEncodeTest, V1Ipv4IsTheSpecExample) {
   EXPECT_EQ(EncodeProxyHeader(ProxyVersion::kV1, Address("192.168.0.1:56324"),
@@ -162,9 +162,15 @@ INSTANTIATE_TEST_SUITE_P(
                       RoundTripCase{ProxyVersion::kV2, "[::ffff:1.2.3.4]:9", "[::]:0"}));
 
 const std::vector<std::string>& ValidHeaders() {
-  static const auto* headers = new std::vector<std::string>{
-      kV1Ipv4,  kV1Ipv6,  kV1LongestUnknown, "PROXY UNKNOWN\r\n", "PROXY TCP4 0.0.0.0 1.1.1.1 0 0\r\n",
-      kV2Ipv4,  kV2Ipv6,  kV2Local,          kV2Ipv4WithTlvs};
+  static const auto* headers = new std::vector<std::string>{kV1Ipv4,
+                                                            kV1Ipv6,
+                                                            kV1LongestUnknown,
+                                                            "PROXY UNKNOWN\r\n",
+                                                            "PROXY TCP4 0.0.0.0 1.1.1.1 0 0\r\n",
+                                                            kV2Ipv4,
+                                                            kV2Ipv6,
+                                                            kV2Local,
+                                                            kV2Ipv4WithTlvs};
   return *headers;
 }
 
@@ -221,9 +227,8 @@ TEST(ProxyProtocolParseTest, V2SkipsTlvs) {
 
 TEST(ProxyProtocolParseTest, V2LocalAndProxyUnspecCarryNoAddresses) {
   const std::string ipv4_block = kV2Ipv4.substr(16);
-  for (const std::string& header :
-       {kV2Local, V2(0x21, 0x00, 0), V2(0x20, 0x11, 12, ipv4_block), V2(0x20, 0x11, 0),
-        V2(0x20, 0x00, 3, "abc")}) {
+  for (const std::string& header : {kV2Local, V2(0x21, 0x00, 0), V2(0x20, 0x11, 12, ipv4_block),
+                                    V2(0x20, 0x11, 0), V2(0x20, 0x00, 3, "abc")}) {
     Parsed parsed = Parse(header);
     ASSERT_EQ(parsed.result, ProxyParse::kDone) << absl::CHexEscape(header) << parsed.error;
     EXPECT_TRUE(parsed.header.local);
@@ -234,8 +239,9 @@ TEST(ProxyProtocolParseTest, V2LocalAndProxyUnspecCarryNoAddresses) {
 }
 
 TEST(ProxyProtocolParseTest, V2AcceptsTheLargestDeclaredLength) {
-  const std::string header = V2(0x21, 0x11, kProxyV2MaxDeclaredLength,
-                                kV2Ipv4.substr(16) + std::string(kProxyV2MaxDeclaredLength - 12, '\0'));
+  const std::string header =
+      V2(0x21, 0x11, kProxyV2MaxDeclaredLength,
+         kV2Ipv4.substr(16) + std::string(kProxyV2MaxDeclaredLength - 12, '\0'));
   EXPECT_EQ(Parse(header.substr(0, header.size() - 1)).result, ProxyParse::kNeedMore);
   Parsed parsed = Parse(header);
   ASSERT_EQ(parsed.result, ProxyParse::kDone) << parsed.error;
