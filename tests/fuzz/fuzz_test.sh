@@ -42,7 +42,7 @@ cxxflags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -I"$root"
 
 # The gateway sources the targets need, each compiled once.
 sources=(base/json_util base/proc base/sys base/state_dir stop/markers base/net
-  dataplane/routes dataplane/telemetry dataplane/upstream_pool stop/stop_record stop/stop_history_metrics stop/stop_context
+  dataplane/proxy_protocol dataplane/routes dataplane/telemetry dataplane/upstream_pool stop/stop_record stop/stop_history_metrics stop/stop_context
   ops/admin_server
   plugins/plugin_boundary)
 objects=()
@@ -53,7 +53,7 @@ for s in "${sources[@]}"; do
 done
 
 status=0
-for target in marker route_config admin_request plugin_context; do
+for target in marker route_config admin_request plugin_context proxy_protocol; do
   binary="$out/${target}_fuzzer"
   # shellcheck disable=SC2086
   clang++-14 "${cxxflags[@]}" -fsanitize=fuzzer "$here/${target}_fuzzer.cc" "${objects[@]}" \
