@@ -236,5 +236,40 @@ TEST(AccessLogTest, SlowFifoReaderNeverBlocksWriters) {
   EXPECT_EQ(received_lines, written);
 }
 
+TEST(AccessLogTest, WriteErrorsDropAndCountTheLines) {
+  // /dev/full fails every write with ENOSPC, as a full disk would.
+  absl::StatusOr<std::unique_ptr<AccessLog>> log = AccessLog::Open("/dev/full");
+  ASSERT_TRUE(log.ok()) << log.status();
+  for (int i = 0; i < 100; ++i) (*log)->Write(AccessLogLine(Entry("full", i)));
+  ASSERT_TRUE((*log)->Flush(absl::Seconds(4)).ok());
+  EXPECT_EQ((*log)->lines_written(), 0);
+  EXPECT_EQ((*log)->lines_dropped(), 100);
+}
+
+TEST(AccessLogTest, StuckReaderBoundsReopenAndShutdown) {
+  const std::string path = TestPath("stuck.fifo");
+  ASSERT_EQ(mkfifo(path.c_str(), 0600), 0);
+  // A reader that never reads, and a pipe of one page: the first buffer
+  // the writer takes does not fit, so it is stuck in EAGAIN and poll().
+  UniqueFd reader(open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  ASSERT_TRUE(reader.valid());
+  ASSERT_GT(fcntl(reader.get(), F_SETPIPE_SZ, 4096), 0);
+  absl::StatusOr<std::unique_ptr<AccessLog>> log = AccessLog::Open(path, 64 << 10);
+  ASSERT_TRUE(log.ok()) << log.status();
+  const std::string line = AccessLogLine(Entry("stuck", 0));
+  for (int i = 0; i < 2000; ++i) (*log)->Write(line);  // Pipe and buffer full.
+  EXPECT_GT((*log)->lines_dropped(), 0);
+
+  absl::Time start = absl::Now();
+  absl::Status reopened = (*log)->Reopen();
+  EXPECT_EQ(reopened.code(), absl::StatusCode::kDeadlineExceeded) << reopened;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  EXPECT_EQ((*log)->reopens(), 0);
+
+  start = absl::Now();
+  log->reset();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+}
+
 }  // namespace
 }  // namespace gateway
