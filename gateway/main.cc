@@ -31,6 +31,7 @@
 #include "gateway/dataplane/proxy.h"
 #include "gateway/supervision/replacement.h"
 #include "gateway/base/resources.h"
+#include "gateway/dataplane/access_log.h"
 #include "gateway/dataplane/health_checker.h"
 #include "gateway/dataplane/route_reloader.h"
 #include "gateway/dataplane/routes.h"
@@ -72,6 +73,12 @@ DEFINE_string(shutdown_delay, "0s",
               "the listeners keep accepting this long before the drain starts, until load "
               "balancers (Kubernetes endpoints) have stopped sending. Not for a takeover or "
               "SIGQUIT; a second stop signal skips it");
+DEFINE_string(access_log, "",
+              "One JSON line per finished connection to this file ('-': stderr; empty: none); "
+              "reopened on SIGUSR1 and gatewayctl reopen-logs (logrotate)");
+DEFINE_int32(access_log_buffer_kb, 4096,
+             "Access log lines held in memory while the file cannot keep up (KiB, 16..1048576); "
+             "beyond it lines are dropped and counted, never waited for");
 DEFINE_int32(workers, 0,
              "Event loops (threads) that relay connections; 0: one per CPU this process may "
              "use (its affinity mask, capped by a cgroup v2 cpu.max quota)");
@@ -404,6 +411,20 @@ int Main(int argc, char** argv) {
   absl::Status status = WriteRunningSentinel(state_dir, self.identity, started_at);
   if (!status.ok()) ExitWithError(kExitConfigError, status.message());
 
+  // The access log, before any signal can ask to reopen it. Its writer
+  // thread never blocks a worker (access_log.h).
+  std::unique_ptr<AccessLog> access_log;
+  std::unique_ptr<LogReopener> log_reopener;
+  if (!FLAGS_access_log.empty()) {
+    if (FLAGS_access_log_buffer_kb < 16 || FLAGS_access_log_buffer_kb > 1048576) {
+      ExitWithError(kExitConfigError, "--access_log_buffer_kb must be from 16 to 1048576");
+    }
+    access_log = ValueOrExit(
+        AccessLog::Open(FLAGS_access_log, static_cast<size_t>(FLAGS_access_log_buffer_kb) * 1024),
+        kExitConfigError);
+    log_reopener = std::make_unique<LogReopener>(access_log.get());
+  }
+
   // --- 3. The stop controller: from here on a stop signal is classified ---
   SdNotifier notifier(environment);
   // The reloader exists once the listeners are bound; a SIGHUP before that
@@ -425,6 +446,15 @@ int Main(int argc, char** argv) {
     }
     reloader->Request();
   };
+  options.on_reopen_logs = [&] {
+    if (log_reopener == nullptr) {
+      LOG(INFO) << "SIGUSR1: no --access_log to reopen";
+      return;
+    }
+    log_reopener->Request([](const absl::Status& status) {
+      if (status.ok()) LOG(INFO) << "SIGUSR1: access log reopened";
+    });
+  };
   StopController controller(std::move(options));
   controller.SetPhase(Phase::kStarting);
   controller.Start();  // From here on a stop signal is classified.
@@ -443,6 +473,7 @@ int Main(int argc, char** argv) {
   StopHistoryMetrics stop_history(&state_dir, previous);
   identity.stop_history = &stop_history;
   Telemetry telemetry(identity);
+  telemetry.SetAccessLog(access_log.get());
 
   // --- 4. Listeners, workers, admin server, reloads, replacement, control socket ---
   // Listeners: bound now, before READY=1; a busy address is a start-up
@@ -453,7 +484,7 @@ int Main(int argc, char** argv) {
       ValueOrExit(TakeActivatedSockets(environment), kExitConfigError);
   std::map<std::string, UniqueFd>& inherited = inheritance ? inheritance->listeners : activated;
   if (!activated.empty()) LOG(INFO) << "socket activation: " << activated.size() << " socket(s)";
-  Workers workers(&telemetry, settings.worker_count);
+  Workers workers(&telemetry, settings.worker_count, access_log.get());
   Proxy& proxy = workers.main();  // worker 0: also the control socket, reloads, the stop wake-up
   status = workers.SetRoutes(routes, &inherited);
   if (!status.ok()) {
@@ -552,6 +583,22 @@ int Main(int argc, char** argv) {
                                  std::shared_ptr<ControlConnection> peer) {
                                if (request["cmd"] == "status") {
                                  peer->Send({{"ok", true}, {"status", telemetry.StatusJson()}});
+                                 return;
+                               }
+                               if (request["cmd"] == "reopen-logs") {
+                                 if (log_reopener == nullptr) {
+                                   peer->Send({{"ok", false},
+                                               {"error", "this gateway has no --access_log"}});
+                                   return;
+                                 }
+                                 // Answered from the loop once the reopen ran.
+                                 log_reopener->Request([&proxy, peer](const absl::Status& s) {
+                                   proxy.Post([peer, s] {
+                                     peer->Send(s.ok() ? nlohmann::json{{"ok", true}}
+                                                       : nlohmann::json{{"ok", false},
+                                                                        {"error", std::string(s.message())}});
+                                   });
+                                 });
                                  return;
                                }
                                if (request["cmd"] == "upstream") {

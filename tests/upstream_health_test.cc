@@ -37,25 +37,15 @@ std::string TestName() {
 // the upstream's one-byte greeting, echoes once; the greeting, or "" on
 // failure. With `keep`, the socket is returned there open.
 std::string Visit(int port, const std::string& source = "127.0.0.1", int* keep = nullptr) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval tv = {5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in from = {};
-  from.sin_family = AF_INET;
-  inet_pton(AF_INET, source.c_str(), &from.sin_addr);
-  sockaddr_in to = {};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(static_cast<uint16_t>(port));
-  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = ConnectFrom(source, port);
   std::string greeting;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) == 0 &&
-      connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
+  if (fd >= 0) {
     greeting = RecvExactly(fd, 1);
     if (greeting.size() != 1 || !SendAll(fd, "x") || RecvExactly(fd, 1) != "x") greeting.clear();
   }
   if (keep != nullptr && !greeting.empty()) {
     *keep = fd;
-  } else {
+  } else if (fd >= 0) {
     close(fd);
   }
   return greeting;

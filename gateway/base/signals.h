@@ -13,6 +13,7 @@ enum class SignalAction {
   kStop,              // classify, drain, exit (SIGTERM, SIGINT)
   kStopWithoutDrain,  // classify, exit at once (SIGQUIT)
   kReload,            // re-read --config (SIGHUP); not a stop
+  kReopenLogs,        // reopen --access_log (SIGUSR1, logrotate's convention); not a stop
   kIgnore,
 };
 
@@ -27,6 +28,7 @@ inline constexpr SignalMeaning kSignalTable[] = {
     {SIGINT, SignalAction::kStop, "stop (Ctrl-C): classify, drain, exit"},
     {SIGQUIT, SignalAction::kStopWithoutDrain, "stop at once: classify, skip the drain, exit"},
     {SIGHUP, SignalAction::kReload, "reload routes from --config"},
+    {SIGUSR1, SignalAction::kReopenLogs, "reopen the access log (after logrotate)"},
 };
 
 SignalAction ActionFor(int signo);

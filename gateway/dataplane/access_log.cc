@@ -282,4 +282,39 @@ void AccessLog::LogWriteError(int err, int64_t lines_lost) {
              << "lines_dropped counts every one)";
 }
 
+LogReopener::LogReopener(AccessLog* log) : log_(log), thread_([this] { Run(); }) {}
+
+LogReopener::~LogReopener() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+void LogReopener::Request(std::function<void(const absl::Status&)> done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    requested_ = true;
+    if (done) waiting_.push_back(std::move(done));
+  }
+  cv_.notify_one();
+}
+
+void LogReopener::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return requested_ || stopping_; });
+    if (stopping_) return;
+    requested_ = false;
+    std::vector<std::function<void(const absl::Status&)>> done;
+    done.swap(waiting_);
+    lock.unlock();
+    absl::Status status = log_->Reopen();
+    for (auto& d : done) d(status);
+    lock.lock();
+  }
+}
+
 }  // namespace gateway

@@ -12,6 +12,8 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <vector>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -140,6 +142,32 @@ class AccessLog {
   std::atomic<int64_t> reopens_{0};
 
   std::thread writer_;  // Last: started when everything above exists.
+};
+
+// Reopens an AccessLog on a thread of its own, so that whoever asks (the
+// signal thread on SIGUSR1, the control socket's loop) never waits for a
+// slow disk. Requests that arrive while a reopen runs are served by one
+// more reopen after it; each `done` gets the status of a reopen that
+// started after its request.
+class LogReopener {
+ public:
+  explicit LogReopener(AccessLog* log);
+  ~LogReopener();
+  LogReopener(const LogReopener&) = delete;
+  LogReopener& operator=(const LogReopener&) = delete;
+
+  // Never blocks. `done` (may be empty) runs on the reopener's thread.
+  void Request(std::function<void(const absl::Status&)> done = nullptr);
+
+ private:
+  void Run();
+  AccessLog* const log_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::function<void(const absl::Status&)>> waiting_;  // guarded by mu_
+  bool requested_ = false;                                         // guarded by mu_
+  bool stopping_ = false;                                          // guarded by mu_
+  std::thread thread_;
 };
 
 }  // namespace gateway

@@ -26,6 +26,9 @@
 #include "absl/time/clock.h"
 #include "glog/logging.h"
 #include "gateway/base/net.h"
+#include "gateway/dataplane/access_log.h"
+#include "gateway/dataplane/proxy_protocol.h"
+#include "gateway/dataplane/telemetry.h"
 
 namespace gateway {
 namespace {
@@ -107,6 +110,7 @@ class Proxy::Connection {
     bool eof = false;       // read end of stream from src
     bool shut = false;      // propagated it with shutdown(dst, SHUT_WR)
     std::atomic<int64_t>* bytes = nullptr;
+    int64_t total = 0;      // this connection's, for the access log
   };
   enum class Pumped { kWaiting, kDone, kError };
 
@@ -122,12 +126,17 @@ class Proxy::Connection {
 
   Connection(Proxy* proxy, const Route& route, RouteStats* stats, UpstreamPool* pool,
              UpstreamState* upstream_state, const SocketAddress& client_address,
-             UniqueFd client, UniqueFd upstream)
+             const SocketAddress& destination, int retries_so_far, UniqueFd client,
+             UniqueFd upstream)
       : proxy_(proxy),
         stats_(stats),
         pool_(pool),
         upstream_state_(upstream_state),
         client_address_(client_address),
+        destination_(destination),
+        send_proxy_(route.send_proxy),
+        retries_(retries_so_far),
+        start_(absl::Now()),
         connect_timeout_(route.connect_timeout),
         retries_left_(route.connect_retries),
         idle_timeout_(route.idle_timeout),
@@ -158,13 +167,20 @@ class Proxy::Connection {
         stats_->upstream_connect_errors.fetch_add(1);
         const char* why = std::strerror(error ? error : ECONNREFUSED);
         VLOG(1) << "upstream connect failed: " << why;
-        if (!TryAnotherUpstream(why)) proxy_->Close(this);
+        if (!TryAnotherUpstream(why)) {
+          SetEnd("connect_failed", "upstream");
+          proxy_->Close(this);
+        }
         return;
       }
       if (!(events & EPOLLOUT)) return;
       connected_ = true;
       pool_->Connected(upstream_state_);
       proxy_->connect_deadlines_.erase({connect_deadline_, this});
+      if (send_proxy_ != Route::SendProxy::kNone && !SendProxyHeader()) {
+        SetEnd("error", "upstream");
+        return proxy_->Close(this);
+      }
       Pump(true, true);
       return;
     }
@@ -179,7 +195,33 @@ class Proxy::Connection {
   }
   void ConnectTimedOut() {
     stats_->upstream_timeouts.fetch_add(1);
-    if (!TryAnotherUpstream("connect timed out")) proxy_->Close(this);
+    if (!TryAnotherUpstream("connect timed out")) {
+      SetEnd("connect_failed", "upstream");
+      proxy_->Close(this);
+    }
+  }
+
+  // How it ended, for the access log: the first reason given wins.
+  void SetEnd(const char* ended, const char* by) {
+    if (ended_ == nullptr) {
+      ended_ = ended;
+      ended_by_ = by;
+    }
+  }
+
+  // The PROXY header, first on the fresh upstream connection: a few dozen
+  // bytes into an empty socket buffer, so one send takes it all.
+  bool SendProxyHeader() {
+    SocketAddress destination = destination_;
+    if (destination.family() == AF_UNSPEC) {
+      absl::StatusOr<SocketAddress> own = SocketAddress::OfSocket(client_.get());
+      if (own.ok()) destination = *own;
+    }
+    std::string header = EncodeProxyHeader(
+        send_proxy_ == Route::SendProxy::kV1 ? ProxyVersion::kV1 : ProxyVersion::kV2,
+        client_address_, destination);
+    ssize_t n = send(upstream_.get(), header.data(), header.size(), MSG_NOSIGNAL);
+    return n == static_cast<ssize_t>(header.size());
   }
 
   // The connect to the current upstream failed before any byte was
@@ -199,6 +241,7 @@ class Proxy::Connection {
         continue;
       }
       stats_->upstream_retries.fetch_add(1, std::memory_order_relaxed);
+      ++retries_;
       pool_->Release(upstream_state_);
       upstream_state_ = next;
       proxy_->connect_deadlines_.erase({connect_deadline_, this});
@@ -213,12 +256,12 @@ class Proxy::Connection {
   }
 
   void Pump(bool to_upstream, bool to_client) {
-    if (to_upstream &&
-        PumpDirection(to_upstream_, client_.get(), upstream_.get()) == Pumped::kError) {
+    if (to_upstream && PumpDirection(to_upstream_, client_.get(), upstream_.get(), "client",
+                                     "upstream") == Pumped::kError) {
       return proxy_->Close(this);
     }
-    if (to_client &&
-        PumpDirection(to_client_, upstream_.get(), client_.get()) == Pumped::kError) {
+    if (to_client && PumpDirection(to_client_, upstream_.get(), client_.get(), "upstream",
+                                   "client") == Pumped::kError) {
       return proxy_->Close(this);
     }
     if (Finished(to_upstream_) && Finished(to_client_)) proxy_->Close(this);
@@ -226,7 +269,9 @@ class Proxy::Connection {
 
   static bool Finished(const Direction& d) { return d.eof && d.shut && d.in_pipe == 0; }
 
-  Pumped PumpDirection(Direction& d, int src, int dst) {
+  // `src_name`/`dst_name` ("client", "upstream") say who ended it.
+  Pumped PumpDirection(Direction& d, int src, int dst, const char* src_name,
+                       const char* dst_name) {
     for (;;) {
       if (d.in_pipe > 0) {
         ssize_t n = splice(d.pipe->read_fd, nullptr, dst, nullptr, d.in_pipe,
@@ -234,12 +279,14 @@ class Proxy::Connection {
         if (n > 0) {
           d.in_pipe -= static_cast<size_t>(n);
           d.bytes->fetch_add(n, std::memory_order_relaxed);
+          d.total += n;
           last_activity_ = proxy_->loop_now_;
           continue;
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) return Pumped::kWaiting;  // dst full: wait for EPOLLOUT
-        return Pumped::kError;                                  // peer reset
+        SetEnd("error", dst_name);                              // peer reset
+        return Pumped::kError;
       }
       if (d.eof) {
         if (!d.shut) {
@@ -251,7 +298,10 @@ class Proxy::Connection {
       }
       if (!d.pipe) {
         d.pipe = proxy_->AcquirePipe();
-        if (!d.pipe) return Pumped::kError;  // out of descriptors: give up this one
+        if (!d.pipe) {  // out of descriptors: give up this one
+          SetEnd("error", "gateway");
+          return Pumped::kError;
+        }
       }
       ssize_t n = splice(src, nullptr, d.pipe->write_fd, nullptr, kPipeBytes,
                          SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -261,6 +311,7 @@ class Proxy::Connection {
       }
       if (n == 0) {
         d.eof = true;
+        if (first_eof_ == nullptr) first_eof_ = src_name;
         continue;
       }
       if (errno == EINTR) continue;
@@ -268,6 +319,7 @@ class Proxy::Connection {
         ReleasePipe(d);
         return Pumped::kWaiting;
       }
+      SetEnd("error", src_name);
       return Pumped::kError;
     }
   }
@@ -302,6 +354,7 @@ class Proxy::Connection {
     }
     client_.Reset();
     upstream_.Reset();
+    if (proxy_->options_.access_log != nullptr) WriteAccessLog();
     pool_->Release(upstream_state_);
     stats_->active.fetch_sub(1, std::memory_order_relaxed);
     proxy_->active_count_.fetch_sub(1, std::memory_order_relaxed);
@@ -310,11 +363,37 @@ class Proxy::Connection {
     }
   }
 
+  void WriteAccessLog() {
+    AccessLogEntry entry;
+    entry.start = start_;
+    entry.end = absl::Now();
+    entry.route = stats_->name;
+    entry.client = client_address_.ToString();
+    entry.upstream = upstream_state_->name;  // the last one tried
+    entry.bytes_from_client = to_upstream_.total;
+    entry.bytes_to_client = to_client_.total;
+    if (ended_ == nullptr && first_eof_ != nullptr) {
+      ended_ = std::string_view(first_eof_) == "client" ? "client_closed" : "upstream_closed";
+      ended_by_ = first_eof_;
+    }
+    entry.ended = ended_ != nullptr ? ended_ : "error";
+    entry.ended_by = ended_by_ != nullptr ? ended_by_ : "gateway";
+    entry.retries = retries_;
+    proxy_->options_.access_log->Write(AccessLogLine(entry));
+  }
+
   Proxy* proxy_;
   RouteStats* stats_;
   UpstreamPool* pool_;
   UpstreamState* upstream_state_;  // counted active in the pool while open
   const SocketAddress client_address_;
+  const SocketAddress destination_;  // unset: the client socket's own
+  const Route::SendProxy send_proxy_;
+  int retries_;
+  const absl::Time start_;
+  const char* ended_ = nullptr;     // access log: how and by whom, once known
+  const char* ended_by_ = nullptr;
+  const char* first_eof_ = nullptr;  // "client" or "upstream": who closed first
   const absl::Duration connect_timeout_;
   int retries_left_;
   const absl::Duration idle_timeout_;  // zero: never
@@ -328,6 +407,89 @@ class Proxy::Connection {
   Direction to_client_;
   bool connected_ = false;
   bool closed_ = false;
+};
+
+// A client of an accept_proxy route until its PROXY header is complete.
+// The header is read with MSG_PEEK and consumed only once whole, so the
+// bytes after it stay in the socket for the relay's splice.
+class Proxy::PendingHeader : public Watcher {
+ public:
+  PendingHeader(Proxy* proxy, const Route& route, RouteStats* stats, UpstreamPool* pool,
+                UniqueFd fd, const SocketAddress& peer)
+      : proxy_(proxy),
+        route_(route),
+        stats_(stats),
+        pool_(pool),
+        fd_(std::move(fd)),
+        peer_(peer),
+        deadline_(absl::Now() + route.proxy_header_timeout) {}
+
+  void OnEvents(uint32_t events) override {
+    if (done_) return;
+    char buffer[kProxyV2FixedLength + kProxyV2MaxDeclaredLength];
+    ssize_t n = recv(fd_.get(), buffer, sizeof buffer, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) return Fail(n == 0 ? "closed before a complete PROXY header"
+                                   : "reset before a complete PROXY header");
+    ProxyHeader header;
+    std::string error;
+    switch (ParseProxyHeader(absl::string_view(buffer, static_cast<size_t>(n)), &header, &error)) {
+      case ProxyParse::kNeedMore:
+        if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+          return Fail("closed before a complete PROXY header");
+        }
+        return;  // the next bytes bring a new edge
+      case ProxyParse::kInvalid:
+        return Fail(error);
+      case ProxyParse::kDone:
+        break;
+    }
+    // Consume exactly the header.
+    ssize_t consumed = recv(fd_.get(), buffer, header.length, 0);
+    if (consumed != static_cast<ssize_t>(header.length)) return Fail("PROXY header read failed");
+    SocketAddress client = header.local ? peer_ : header.source;
+    SocketAddress destination = header.local ? SocketAddress() : header.destination;
+    proxy_->Deregister(fd_.get());
+    UniqueFd fd = std::move(fd_);
+    Finish();
+    // The route slot taken at accept passes to the relay.
+    if (!proxy_->StartRelay(route_, stats_, pool_, std::move(fd), client, destination)) {
+      // Out of descriptors: the pause is already set.
+    }
+  }
+
+  void Fail(const std::string& why) {
+    stats_->proxy_header_errors.fetch_add(1, std::memory_order_relaxed);
+    stats_->active.fetch_sub(1, std::memory_order_relaxed);
+    absl::Time now = absl::Now();
+    if (now - proxy_->last_header_error_log_ > absl::Seconds(1)) {
+      LOG(WARNING) << "route " << route_.name << ": client " << peer_.ToString()
+                   << " closed: " << why << " (accept_proxy)";
+      proxy_->last_header_error_log_ = now;
+    }
+    proxy_->LogRefused(route_, peer_, "proxy_header_error");
+    proxy_->Deregister(fd_.get());
+    fd_.Reset();
+    Finish();
+  }
+
+  // Leaves the proxy's books; freed after the current batch.
+  void Finish() {
+    done_ = true;
+    proxy_->active_count_.fetch_sub(1, std::memory_order_relaxed);
+    proxy_->header_deadlines_.erase({deadline_, this});
+    proxy_->pending_.erase(this);
+    proxy_->retired_.emplace_back(this);
+  }
+
+  Proxy* proxy_;
+  const Route route_;
+  RouteStats* stats_;
+  UpstreamPool* pool_;
+  UniqueFd fd_;
+  const SocketAddress peer_;
+  const absl::Time deadline_;
+  bool done_ = false;
 };
 
 std::atomic<bool> Proxy::child_may_hold_descriptors_{false};
@@ -524,68 +686,117 @@ void Proxy::AcceptFrom(Listener* listener) {
     if (stats->active.fetch_add(1, std::memory_order_relaxed) >= max && max > 0) {
       stats->active.fetch_sub(1, std::memory_order_relaxed);
       stats->over_limit.fetch_add(1, std::memory_order_relaxed);
+      LogRefused(listener->route_, client_address, "over_limit");
       continue;  // closing `client` tells the client at once
     }
-    UpstreamPool* pool = listener->pool_;
-    UpstreamState* chosen = pool->Pick(client_address);
-    if (chosen == nullptr) {
-      stats->active.fetch_sub(1, std::memory_order_relaxed);
-      stats->no_upstream.fetch_add(1, std::memory_order_relaxed);
-      continue;  // closing `client` tells the client at once
+    if (listener->route_.accept_proxy) {
+      // The header first, then the upstream, picked by the address in it.
+      auto pending = std::make_unique<PendingHeader>(this, listener->route_, stats,
+                                                     listener->pool_, std::move(client),
+                                                     client_address);
+      PendingHeader* raw = pending.release();
+      pending_.insert(raw);
+      header_deadlines_.insert({raw->deadline_, raw});
+      active_count_.fetch_add(1, std::memory_order_relaxed);
+      Register(raw->fd_.get(), EPOLLIN | EPOLLRDHUP | EPOLLET, raw);
+      continue;
     }
-    absl::StatusOr<UniqueFd> upstream = StartConnect(chosen->address);
-    // A connect refused at once (as loopback may) is retried here like one
-    // that fails later (Connection::TryAnotherUpstream).
-    for (int retries = listener->route_.connect_retries;
-         !upstream.ok() && errno != EMFILE && errno != ENFILE && retries > 0; --retries) {
-      stats->upstream_connect_errors.fetch_add(1);
-      pool->Release(chosen);
-      pool->ConnectFailed(chosen, upstream.status().message());
-      UpstreamState* next = pool->Pick(client_address, chosen);
-      if (next == nullptr) {
-        chosen = nullptr;
-        break;
-      }
-      chosen = next;
-      stats->upstream_retries.fetch_add(1, std::memory_order_relaxed);
-      upstream = StartConnect(chosen->address);
+    if (!StartRelay(listener->route_, stats, listener->pool_, std::move(client), client_address,
+                    SocketAddress())) {
+      return;
     }
-    if (chosen == nullptr || !upstream.ok()) stats->active.fetch_sub(1, std::memory_order_relaxed);
-    if (chosen == nullptr) continue;  // nothing left to try: closing `client` tells it
-    if (!upstream.ok()) {
-      const int err = errno;  // StartConnect's failing call set it last
-      pool->Release(chosen);
-      stats->upstream_connect_errors.fetch_add(1);
-      if (err == EMFILE || err == ENFILE) {
-        // Out of descriptors for the upstream side: accepting on would
-        // only refuse every queued client in turn. Pause as above.
-        telemetry_->accept_errors.fetch_add(1);
-        absl::Time now = absl::Now();
-        if (now - last_accept_error_log_ > absl::Seconds(1)) {
-          LOG(WARNING) << "connection on " << listener->route_.listen.ToString()
-                       << " failed; pausing accepts for " << absl::FormatDuration(kAcceptPause)
-                       << " (upstream " << upstream.status().message() << ")";
-          last_accept_error_log_ = now;
-        }
-        PauseAccepting(now + kAcceptPause);
-        return;  // closing `client` tells that client at once
-      }
-      pool->ConnectFailed(chosen, upstream.status().message());
-      continue;  // closing `client` tells the client at once
-    }
-    active_count_.fetch_add(1, std::memory_order_relaxed);
-    if (options_.worker_stats != nullptr) {
-      options_.worker_stats->active.fetch_add(1, std::memory_order_relaxed);
-      options_.worker_stats->total.fetch_add(1, std::memory_order_relaxed);
-    }
-    auto connection =
-        std::make_unique<Connection>(this, listener->route_, stats, pool, chosen, client_address,
-                                     std::move(client), std::move(*upstream));
-    Connection* raw = connection.release();
-    connections_.insert(raw);
-    connect_deadlines_.insert({raw->connect_deadline_, raw});
-    raw->Start();
   }
+}
+
+bool Proxy::StartRelay(const Route& route, RouteStats* stats, UpstreamPool* pool,
+                       UniqueFd client, const SocketAddress& client_address,
+                       const SocketAddress& destination) {
+  UpstreamState* chosen = pool->Pick(client_address);
+  if (chosen == nullptr) {
+    stats->active.fetch_sub(1, std::memory_order_relaxed);
+    stats->no_upstream.fetch_add(1, std::memory_order_relaxed);
+    LogRefused(route, client_address, "no_upstream");
+    return true;  // closing `client` tells the client at once
+  }
+  absl::StatusOr<UniqueFd> upstream = StartConnect(chosen->address);
+  // A connect refused at once (as loopback may) is retried here like one
+  // that fails later (Connection::TryAnotherUpstream).
+  int retried = 0;
+  std::string last_tried = chosen->name;
+  for (int retries = route.connect_retries;
+       !upstream.ok() && errno != EMFILE && errno != ENFILE && retries > 0; --retries) {
+    stats->upstream_connect_errors.fetch_add(1);
+    pool->Release(chosen);
+    pool->ConnectFailed(chosen, upstream.status().message());
+    UpstreamState* next = pool->Pick(client_address, chosen);
+    if (next == nullptr) {
+      chosen = nullptr;
+      break;
+    }
+    chosen = next;
+    last_tried = chosen->name;
+    ++retried;
+    stats->upstream_retries.fetch_add(1, std::memory_order_relaxed);
+    upstream = StartConnect(chosen->address);
+  }
+  if (chosen == nullptr || !upstream.ok()) stats->active.fetch_sub(1, std::memory_order_relaxed);
+  if (chosen == nullptr) {  // nothing left to try: closing `client` tells it
+    LogRefused(route, client_address, "connect_failed", last_tried);
+    return true;
+  }
+  if (!upstream.ok()) {
+    const int err = errno;  // StartConnect's failing call set it last
+    pool->Release(chosen);
+    stats->upstream_connect_errors.fetch_add(1);
+    LogRefused(route, client_address, "connect_failed", chosen->name);
+    if (err == EMFILE || err == ENFILE) {
+      // Out of descriptors for the upstream side: accepting on would
+      // only refuse every queued client in turn. Pause as above.
+      telemetry_->accept_errors.fetch_add(1);
+      absl::Time now = absl::Now();
+      if (now - last_accept_error_log_ > absl::Seconds(1)) {
+        LOG(WARNING) << "connection on " << route.listen.ToString()
+                     << " failed; pausing accepts for " << absl::FormatDuration(kAcceptPause)
+                     << " (upstream " << upstream.status().message() << ")";
+        last_accept_error_log_ = now;
+      }
+      PauseAccepting(now + kAcceptPause);
+      return false;  // closing `client` tells that client at once
+    }
+    pool->ConnectFailed(chosen, upstream.status().message());
+    return true;  // closing `client` tells the client at once
+  }
+  active_count_.fetch_add(1, std::memory_order_relaxed);
+  if (options_.worker_stats != nullptr) {
+    options_.worker_stats->active.fetch_add(1, std::memory_order_relaxed);
+    options_.worker_stats->total.fetch_add(1, std::memory_order_relaxed);
+  }
+  auto connection = std::make_unique<Connection>(this, route, stats, pool, chosen, client_address,
+                                                 destination, retried, std::move(client),
+                                                 std::move(*upstream));
+  Connection* raw = connection.release();
+  connections_.insert(raw);
+  connect_deadlines_.insert({raw->connect_deadline_, raw});
+  raw->Start();
+  return true;
+}
+
+void Proxy::LogRefused(const Route& route, const SocketAddress& client, const char* ended,
+                       const std::string& upstream) {
+  if (options_.access_log == nullptr) return;
+  AccessLogEntry entry;
+  entry.start = entry.end = absl::Now();
+  entry.route = route.name;
+  entry.client = client.ToString();
+  entry.upstream = upstream;
+  entry.ended = ended;
+  entry.ended_by = "gateway";
+  options_.access_log->Write(AccessLogLine(entry));
+}
+
+void Proxy::ClosePending(PendingHeader* pending) {
+  pending->Fail(absl::StrCat("no complete PROXY header within ",
+                             absl::FormatDuration(pending->route_.proxy_header_timeout)));
 }
 
 void Proxy::ResumeAccepting() {
@@ -617,6 +828,7 @@ void Proxy::CloseIdle(absl::Time now) {
   }
   for (Connection* connection : idle) {
     connection->stats_->idle_closed.fetch_add(1, std::memory_order_relaxed);
+    connection->SetEnd("idle_timeout", "gateway");
     Close(connection);
   }
 }
@@ -624,6 +836,9 @@ void Proxy::CloseIdle(absl::Time now) {
 void Proxy::ExpireConnects(absl::Time now) {
   while (!connect_deadlines_.empty() && connect_deadlines_.begin()->first <= now) {
     connect_deadlines_.begin()->second->ConnectTimedOut();
+  }
+  while (!header_deadlines_.empty() && header_deadlines_.begin()->first <= now) {
+    ClosePending(header_deadlines_.begin()->second);
   }
 }
 
@@ -659,6 +874,7 @@ void Proxy::RunUntil(const std::function<bool()>& done, absl::Time deadline,
     if (now >= deadline) return;
     absl::Time wake = std::min(deadline, next_tick);
     if (!connect_deadlines_.empty()) wake = std::min(wake, connect_deadlines_.begin()->first);
+    if (!header_deadlines_.empty()) wake = std::min(wake, header_deadlines_.begin()->first);
     if (accept_paused_until_) wake = std::min(wake, *accept_paused_until_);
     int timeout_ms = static_cast<int>(
         std::max<int64_t>(0, absl::ToInt64Milliseconds(absl::Ceil(wake - now, absl::Milliseconds(1)))));
@@ -696,9 +912,14 @@ void Proxy::StopAccepting() {
 }
 
 int64_t Proxy::CloseAllConnections() {
-  int64_t count = static_cast<int64_t>(connections_.size());
+  int64_t count = static_cast<int64_t>(connections_.size() + pending_.size());
   std::vector<Connection*> open(connections_.begin(), connections_.end());
-  for (Connection* connection : open) Close(connection);
+  for (Connection* connection : open) {
+    connection->SetEnd("drain_deadline", "gateway");
+    Close(connection);
+  }
+  std::vector<PendingHeader*> pending(pending_.begin(), pending_.end());
+  for (PendingHeader* p : pending) p->Fail("the drain deadline came first");
   // Not freed here: this may run inside a batch of events (a task posted to
   // a worker), whose later events may still name these connections; the
   // loop frees them after the batch (or the destructor does).

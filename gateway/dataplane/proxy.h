@@ -45,6 +45,9 @@ class Watcher {
 
 // Per-worker counters (Telemetry owns them; the worker writes them).
 struct WorkerStats;
+struct RouteStats;
+class AccessLog;
+class UpstreamPool;
 
 class Proxy {
  public:
@@ -54,6 +57,7 @@ class Proxy {
     // triggered, accept until the queue is empty.
     bool shared_listeners = false;
     WorkerStats* worker_stats = nullptr;  // may be null
+    AccessLog* access_log = nullptr;      // may be null: no access log
   };
   explicit Proxy(Telemetry* telemetry) : Proxy(telemetry, Options()) {}
   Proxy(Telemetry* telemetry, Options options);
@@ -112,16 +116,28 @@ class Proxy {
  private:
   class Listener;
   class Connection;
+  class PendingHeader;
   struct Pipe {
     int read_fd = -1;
     int write_fd = -1;
   };
   friend class Listener;
   friend class Connection;
+  friend class PendingHeader;
 
   void Register(int fd, uint32_t events, Watcher* watcher);
   void Deregister(int fd);
   void AcceptFrom(Listener* listener);
+  // Picks an upstream and starts relaying for an accepted client whose
+  // route slot is taken; false when accepting must pause (out of fds).
+  // `destination`: what the client connected to (a PROXY header's, or
+  // unset: the socket's own).
+  bool StartRelay(const Route& route, RouteStats* stats, UpstreamPool* pool, UniqueFd client,
+                  const SocketAddress& client_address, const SocketAddress& destination);
+  // An access-log line for a client closed before any relay.
+  void LogRefused(const Route& route, const SocketAddress& client, const char* ended,
+                  const std::string& upstream = "");
+  void ClosePending(PendingHeader* pending);
   void ArmListener(Listener* listener);
   void DisarmListener(Listener* listener);
   void PauseAccepting(absl::Time until);
@@ -147,6 +163,10 @@ class Proxy {
   std::set<Connection*> connections_;
   std::vector<std::unique_ptr<Connection>> closed_;  // freed after each batch
   std::set<std::pair<absl::Time, Connection*>> connect_deadlines_;
+  // Clients of accept_proxy routes whose header is not complete yet.
+  std::set<PendingHeader*> pending_;
+  absl::Time last_header_error_log_ = absl::InfinitePast();
+  std::set<std::pair<absl::Time, PendingHeader*>> header_deadlines_;
   std::vector<Pipe> pipe_pool_;
   std::map<int, std::unique_ptr<Watcher>> watched_;
   // Listeners and watchers removed during a batch of events, freed after it.

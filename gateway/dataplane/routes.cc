@@ -254,12 +254,13 @@ absl::StatusOr<std::vector<Route>> ParseRouteConfig(const std::string& json,
           it.key() != "upstreams" && it.key() != "balance" && it.key() != "connect_retries" &&
           it.key() != "connect_timeout" && it.key() != "max_connections" &&
           it.key() != "idle_timeout" && it.key() != "health_check" &&
-          it.key() != "ready_requires_upstream") {
+          it.key() != "ready_requires_upstream" && it.key() != "send_proxy" &&
+          it.key() != "accept_proxy" && it.key() != "proxy_header_timeout") {
         return error(absl::StrCat(where, ": unknown key '", it.key(), "'"));
       }
       if (it.key() == "upstreams" || it.key() == "connect_retries" ||
           it.key() == "max_connections" || it.key() == "health_check" ||
-          it.key() == "ready_requires_upstream") {
+          it.key() == "ready_requires_upstream" || it.key() == "accept_proxy") {
         continue;
       }
       if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
@@ -317,6 +318,34 @@ absl::StatusOr<std::vector<Route>> ParseRouteConfig(const std::string& json,
         return error(absl::StrCat(where, ": \"ready_requires_upstream\" must be true or false"));
       }
       route->ready_requires_upstream = r["ready_requires_upstream"].get<bool>();
+    }
+    if (r.contains("send_proxy")) {
+      std::string version = text("send_proxy");
+      if (version == "v1") {
+        route->send_proxy = Route::SendProxy::kV1;
+      } else if (version == "v2") {
+        route->send_proxy = Route::SendProxy::kV2;
+      } else {
+        return error(absl::StrCat(where, ": \"send_proxy\" must be \"v1\" or \"v2\", not '",
+                                  TruncateUtf8(version, 16), "'"));
+      }
+    }
+    if (r.contains("accept_proxy")) {
+      if (!r["accept_proxy"].is_boolean()) {
+        return error(absl::StrCat(where, ": \"accept_proxy\" must be true or false"));
+      }
+      route->accept_proxy = r["accept_proxy"].get<bool>();
+    }
+    if (r.contains("proxy_header_timeout")) {
+      absl::Duration timeout;
+      if (!absl::ParseDuration(text("proxy_header_timeout"), &timeout) ||
+          timeout <= absl::ZeroDuration() || timeout > absl::Minutes(5)) {
+        return error(absl::StrCat(where, ": bad proxy_header_timeout (use e.g. \"3s\"; at most 5m)"));
+      }
+      if (!route->accept_proxy) {
+        return error(absl::StrCat(where, ": proxy_header_timeout without \"accept_proxy\": true"));
+      }
+      route->proxy_header_timeout = timeout;
     }
     if (r.contains("connect_retries")) {
       std::optional<int64_t> retries = JsonIntegerIn(r["connect_retries"], 0, 16);

@@ -73,6 +73,14 @@ struct Route {
   // counted. Zero: never.
   absl::Duration idle_timeout = absl::ZeroDuration();
   HealthCheck health_check;
+  // PROXY protocol (proxy_protocol.h): the header sent first to the
+  // upstream ("v1", "v2"; none by default), and whether clients must start
+  // with one (the address it carries is the client's for balancing, limits
+  // and logs). A header not complete within proxy_header_timeout, or
+  // malformed, closes the client and is counted.
+  enum class SendProxy { kNone, kV1, kV2 } send_proxy = SendProxy::kNone;
+  bool accept_proxy = false;
+  absl::Duration proxy_header_timeout = absl::Seconds(3);
   // /readyz fails while no upstream of this route is up (a load balancer
   // in front then stops sending us this route's clients).
   bool ready_requires_upstream = false;

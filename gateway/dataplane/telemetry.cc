@@ -185,6 +185,7 @@ nlohmann::json Telemetry::StatusJson() const {
       r["no_upstream"] = stats.no_upstream.load();
       r["over_limit"] = stats.over_limit.load();
       r["idle_closed"] = stats.idle_closed.load();
+      r["proxy_header_errors"] = stats.proxy_header_errors.load();
     }
     routes.push_back(r);
   }
@@ -299,6 +300,9 @@ std::string Telemetry::PrometheusText() const {
       {"gateway_idle_closed_total", "counter",
        "Connections closed after idle_timeout with no byte either way.",
        &RouteStats::idle_closed},
+      {"gateway_proxy_header_errors_total", "counter",
+       "accept_proxy clients closed: PROXY header malformed, oversized, or not complete in time.",
+       &RouteStats::proxy_header_errors},
   };
   for (const PerRoute& metric : per_route) {
     Family(&out, metric.name, metric.type, metric.help);
@@ -377,6 +381,17 @@ std::string Telemetry::PrometheusText() const {
   for (const WorkerStats& worker : workers_) {
     absl::StrAppend(&out, "gateway_worker_connections_total{worker=\"", worker.index, "\"} ",
                     worker.total.load(), "\n");
+  }
+  if (access_log_ != nullptr) {
+    Family(&out, "gateway_access_log_lines_total", "counter",
+           "Access log lines written, and dropped because the file could not keep up.");
+    absl::StrAppend(&out, "gateway_access_log_lines_total{result=\"written\"} ",
+                    access_log_->lines_written(), "\n",
+                    "gateway_access_log_lines_total{result=\"dropped\"} ",
+                    access_log_->lines_dropped(), "\n");
+    Family(&out, "gateway_access_log_reopens_total", "counter",
+           "Access log reopens (SIGUSR1, gatewayctl reopen-logs).");
+    absl::StrAppend(&out, "gateway_access_log_reopens_total ", access_log_->reopens(), "\n");
   }
   Family(&out, "gateway_accept_errors_total", "counter",
          "accept(2) failures such as EMFILE; accepting pauses briefly after each.");

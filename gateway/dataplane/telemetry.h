@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "gateway/dataplane/access_log.h"
 #include "gateway/dataplane/routes.h"
 #include "gateway/dataplane/upstream_pool.h"
 #include "gateway/stop/stop_context.h"
@@ -37,6 +38,7 @@ struct RouteStats {
   std::atomic<int64_t> no_upstream{0};       // clients closed at once: no upstream up
   std::atomic<int64_t> over_limit{0};        // clients closed at once: max_connections
   std::atomic<int64_t> idle_closed{0};       // connections closed by idle_timeout
+  std::atomic<int64_t> proxy_header_errors{0};  // accept_proxy: bad, slow or missing header
 };
 
 // One worker's connections (--workers): written by its loop, so an
@@ -72,6 +74,8 @@ class Telemetry {
   UpstreamPool* PoolFor(const Route& route);
 
   void SetRoutes(const std::vector<Route>& routes);
+  // The --access_log, for its counters in /metrics; may be null.
+  void SetAccessLog(const AccessLog* log) { access_log_ = log; }
   // A worker's counters, created on first use; they live as long as the
   // process.
   WorkerStats* StatsForWorker(int index);
@@ -110,6 +114,7 @@ class Telemetry {
 
  private:
   const Identity identity_;
+  const AccessLog* access_log_ = nullptr;  // set before the admin server starts
   std::atomic<Phase> phase_{Phase::kStarting};
   mutable std::mutex mu_;
   std::deque<RouteStats> stats_;      // guarded by mu_ (deque: stable addresses)

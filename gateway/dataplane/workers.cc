@@ -12,12 +12,13 @@
 
 namespace gateway {
 
-Workers::Workers(Telemetry* telemetry, int count) {
+Workers::Workers(Telemetry* telemetry, int count, AccessLog* access_log) {
   CHECK_GE(count, 1);
   for (int i = 0; i < count; ++i) {
     Proxy::Options options;
     options.shared_listeners = count > 1;
     options.worker_stats = telemetry->StatsForWorker(i);
+    options.access_log = access_log;
     proxies_.push_back(std::make_unique<Proxy>(telemetry, options));
   }
 }

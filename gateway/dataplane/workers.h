@@ -42,7 +42,8 @@ namespace gateway {
 class Workers {
  public:
   // `count` >= 1. Nothing runs until Start().
-  Workers(Telemetry* telemetry, int count);
+  // `access_log` may be null (no --access_log); it outlives the workers.
+  Workers(Telemetry* telemetry, int count, AccessLog* access_log = nullptr);
   ~Workers();
   Workers(const Workers&) = delete;
   Workers& operator=(const Workers&) = delete;

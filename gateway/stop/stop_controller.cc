@@ -66,6 +66,9 @@ void StopController::ReadSignals() {
     LOG(INFO) << "received " << described.DescribeSignal();
     SignalAction action = ActionFor(signo);
     switch (action) {
+      case SignalAction::kReopenLogs:
+        if (options_.on_reopen_logs) options_.on_reopen_logs();
+        break;
       case SignalAction::kReload:
         if (options_.on_reload) options_.on_reload();
         break;

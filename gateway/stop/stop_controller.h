@@ -48,6 +48,8 @@ class StopController {
     SelfEvidence self;
     // Called on the signal thread for SIGHUP.
     std::function<void()> on_reload;
+    // Called on the signal thread for SIGUSR1; must not block.
+    std::function<void()> on_reopen_logs;
     // Called on the signal thread once a stop is latched, and again when the
     // drain must be skipped (a second stop signal, SIGQUIT).
     std::function<void()> on_stop;

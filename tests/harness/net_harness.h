@@ -48,6 +48,9 @@ class EchoServer {
 
 // A blocking TCP client socket with send/receive timeouts; -1 on failure.
 int ConnectTo(int port, bool ipv6 = false, absl::Duration timeout = absl::Seconds(10));
+// Like ConnectTo(port) on 127.0.0.1, from `source` (any 127/8 address), so
+// a test can be many client hosts; -1 on failure.
+int ConnectFrom(const std::string& source, int port, absl::Duration timeout = absl::Seconds(5));
 bool SendAll(int fd, const std::string& data);
 // Reads exactly `n` bytes (less on EOF, error or timeout).
 std::string RecvExactly(int fd, size_t n);

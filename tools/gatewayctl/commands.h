@@ -15,6 +15,7 @@ int UnitCommand(const Invocation& inv);
 int K8sCommand(const Invocation& inv);
 int ReplaceCommand(const Invocation& inv);
 int UpstreamCommand(const Invocation& inv);
+int ReopenLogsCommand(const Invocation& inv);
 
 }  // namespace gateway::ctl
 

@@ -33,6 +33,7 @@ constexpr char kUsage[] =
     "                the listening sockets, and retires as `takeover`\n"
     "  upstream      list | drain|disable|enable ROUTE ADDRESS: the pools' upstreams and\n"
     "                their admin state (drain: no new connections, open ones finish)\n"
+    "  reopen-logs   reopen the gateway's --access_log (logrotate postrotate)\n"
     "  unit          print a systemd unit (Type=notify, Restart=on-failure, ...)\n"
     "  k8s           print a Kubernetes Deployment snippet\n"
     "Exit status: 0 ok, 1 failure, 2 usage error, 3 not running (status).";
@@ -53,6 +54,7 @@ const std::map<std::string, Command>& Commands() {
       {"unit", {UnitCommand}},
       {"k8s", {K8sCommand}},
       {"upstream", {UpstreamCommand, true}},
+      {"reopen-logs", {ReopenLogsCommand}},
   };
   return *commands;
 }
