@@ -4,6 +4,7 @@
 // for the same bad config.
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -11,7 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -189,6 +192,50 @@ TEST_F(ConfigCheckTest, ReplaceRefusesABadConfigAndTheOldGatewayKeepsServing) {
   EXPECT_TRUE(Echoes(port));
   RunResult stopped = Gatewayctl({"stop", "--state_dir=" + gw.state_dir()});
   EXPECT_EQ(stopped.status.code, 0) << stopped.err;
+}
+
+// Children of `pid` that still exist, zombies included.
+std::vector<pid_t> ChildrenOf(pid_t pid) {
+  std::vector<pid_t> children;
+  RunResult ps = RunCommand({"/bin/sh", "-c", absl::StrCat("ps -o pid= --ppid ", pid)});
+  for (absl::string_view line : absl::StrSplit(ps.out, '\n', absl::SkipWhitespace())) {
+    int child = 0;
+    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &child)) children.push_back(child);
+  }
+  return children;
+}
+
+TEST_F(ConfigCheckTest, ReplaceKillsACheckThatHangs) {
+  EchoServer upstream;
+  int port = FreePort();
+  Gateway gw(TestName(),
+             Gateway::Options{{absl::StrCat("--route=127.0.0.1:", port, "=127.0.0.1:",
+                                            upstream.port())}});
+  ASSERT_TRUE(gw.WaitReady()) << gw.Log();
+  std::string wrapper = dir_ + "/gateway-hangs";
+  {
+    std::ofstream script(wrapper);
+    script << "#!/bin/sh\ncase \" $* \" in *\" --check \"*) exec sleep 600;; esac\nexec "
+           << Runfile("gateway/gateway") << " \"$@\"\n";
+  }
+  chmod(wrapper.c_str(), 0755);
+  absl::Time start = absl::Now();
+  RunResult replaced =
+      Gatewayctl({"replace", "--state_dir=" + gw.state_dir(), "--binary=" + wrapper});
+  absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(replaced.status.code, 1) << replaced.err;
+  EXPECT_TRUE(absl::StrContains(replaced.err,
+                                "replace refused: the new configuration does not check: "))
+      << replaced.err;
+  EXPECT_TRUE(absl::StrContains(replaced.err, "did not finish within 10s and was killed"))
+      << replaced.err;
+  EXPECT_GE(took, absl::Seconds(9));
+  EXPECT_LT(took, absl::Seconds(20));
+  // Serving all along, and the check was killed and reaped.
+  EXPECT_TRUE(Echoes(port));
+  EXPECT_TRUE(gw.child().Running());
+  EXPECT_TRUE(WaitFor([&] { return ChildrenOf(gw.pid()).empty(); }, absl::Seconds(2)))
+      << "children left: " << ChildrenOf(gw.pid()).size();
 }
 
 TEST_F(ConfigCheckTest, UnitChecksBeforeStartAndReload) {

@@ -308,7 +308,10 @@ void Replacer::StartSuccessor(std::shared_ptr<ControlConnection> requester,
                       PlanExec(binary, kTakeoverFlag + options_.state_dir->PathOf(kControlSocket)),
                       -1);
   if (child < 0) {
-    requester->Send({{"ok", false}, {"error", absl::StrCat("fork: ", std::strerror(errno))}});
+    // The requester may have gone away while the check ran.
+    if (requester) {
+      requester->Send({{"ok", false}, {"error", absl::StrCat("fork: ", std::strerror(errno))}});
+    }
     return;
   }
   child_ = child;
