@@ -200,9 +200,35 @@ TEST_F(ReplaceTest, SuccessorStoppedWhileItsPredecessorDrainsKeepsTheLastRecord)
   EXPECT_TRUE(GatewayProcessesFor(gw_->state_dir()).empty());
 }
 
+TEST_F(ReplaceTest, BinaryWhoseCheckFailsIsRefusedBeforeItStarts) {
+  StartGateway();
+  // The replacement runs the binary with --check first; /bin/false fails it.
+  RunResult replaced = Replace({"--binary=/bin/false"});
+  EXPECT_EQ(replaced.status.code, 1);
+  EXPECT_NE(replaced.err.find("replace refused: the new configuration does not check: "),
+            std::string::npos)
+      << replaced.err;
+  EXPECT_NE(replaced.err.find("--check` exited with status 1"), std::string::npos) << replaced.err;
+  EXPECT_TRUE(gw_->child().Running());
+  EXPECT_EQ(InstanceJson(gw_->state_dir())["pid"], gw_->pid());
+  int fd = ConnectTo(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, "alive"));
+  EXPECT_EQ(RecvExactly(fd, 5), "alive");
+  close(fd);
+}
+
 TEST_F(ReplaceTest, SuccessorThatCannotStartLeavesTheOldOneServing) {
   StartGateway();
-  RunResult replaced = Replace({"--binary=/bin/false"});
+  // Passes the check (the real gateway's), then fails as the successor.
+  std::string wrapper = FreshTempDir("replace-false") + "/gateway-false";
+  {
+    std::ofstream script(wrapper);
+    script << "#!/bin/sh\ncase \" $* \" in *\" --check \"*) exec " << Runfile("gateway/gateway")
+           << " \"$@\";; esac\nexit 1\n";
+  }
+  chmod(wrapper.c_str(), 0755);
+  RunResult replaced = Replace({"--binary=" + wrapper});
   EXPECT_EQ(replaced.status.code, 1);
   EXPECT_NE(replaced.err.find("replace failed: successor pid"), std::string::npos) << replaced.err;
   EXPECT_NE(replaced.err.find("exited with status 1 before it was ready"), std::string::npos)

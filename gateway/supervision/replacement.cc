@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gateway/base/json_util.h"
 #include "gateway/stop/instance.h"
@@ -96,7 +97,10 @@ void Replacer::HandleRequest(const nlohmann::json& request,
   std::string refusal = Refusal();
   if (refusal.empty() && options_.stopping()) refusal = "this gateway is already stopping";
   if (refusal.empty() && pending()) {
-    refusal = absl::StrCat("a replacement is already in progress (successor pid ", child_, ")");
+    refusal = checker_ > 0 ? absl::StrCat("a replacement is already in progress (checking the "
+                                          "configuration, pid ", checker_, ")")
+                           : absl::StrCat("a replacement is already in progress (successor pid ",
+                                          child_, ")");
   }
   if (!refusal.empty()) {
     LOG(WARNING) << "replace refused: " << refusal;
@@ -119,22 +123,17 @@ void Replacer::HandleRequest(const nlohmann::json& request,
                 {"error", absl::StrCat("replace refused: ", executable.status().message())}});
     return;
   }
-  StartSuccessor(std::move(peer), *std::move(executable));
+  StartCheck(std::move(peer), *std::move(executable));
 }
 
-void Replacer::StartSuccessor(std::shared_ptr<ControlConnection> requester,
-                              TrustedExecutable executable) {
-  const std::string& binary = executable.path;
-  // Everything the child needs is built before fork(): after it, only
-  // async-signal-safe calls (other threads may hold locks).
-  std::vector<std::string> args;
+Replacer::ExecPlan Replacer::PlanExec(const std::string& binary,
+                                     const std::string& extra_arg) const {
+  ExecPlan plan;
   for (const std::string& arg : options_.argv) {
-    if (!absl::StartsWith(arg, kTakeoverFlag)) args.push_back(arg);
+    if (!absl::StartsWith(arg, kTakeoverFlag)) plan.args.push_back(arg);
   }
-  if (!args.empty()) args[0] = binary;
-  args.push_back(kTakeoverFlag + options_.state_dir->PathOf(kControlSocket));
-  std::vector<std::string> env;
-  std::vector<size_t> own_pid_slots;
+  if (!plan.args.empty()) plan.args[0] = binary;
+  plan.args.push_back(extra_arg);
   for (const auto& [key, value] : options_.environment) {
     bool dropped = false;
     for (const char* name : kDroppedVariables) dropped |= key == name;
@@ -142,37 +141,178 @@ void Replacer::StartSuccessor(std::shared_ptr<ControlConnection> requester,
     bool own_pid = false;
     for (const char* name : kOwnPidVariables) own_pid |= key == name;
     if (own_pid) {
-      own_pid_slots.push_back(env.size());
-      env.push_back(key + "=" + std::string(kPidDigits + 1, ' '));
+      plan.own_pid_slots.push_back(plan.env.size());
+      plan.env.push_back(key + "=" + std::string(kPidDigits + 1, ' '));
     } else {
-      env.push_back(key + "=" + value);
+      plan.env.push_back(key + "=" + value);
     }
   }
+  return plan;
+}
+
+pid_t Replacer::Spawn(const TrustedExecutable& executable, ExecPlan plan, int output_fd) {
+  // Everything the child needs is built before fork(): after it, only
+  // async-signal-safe calls (other threads may hold locks).
   std::vector<char*> argv;
-  for (std::string& arg : args) argv.push_back(arg.data());
+  for (std::string& arg : plan.args) argv.push_back(arg.data());
   argv.push_back(nullptr);
   std::vector<char*> envp;
-  for (std::string& entry : env) envp.push_back(entry.data());
+  for (std::string& entry : plan.env) envp.push_back(entry.data());
   envp.push_back(nullptr);
   std::vector<char*> pid_slots;
-  for (size_t slot : own_pid_slots) pid_slots.push_back(env[slot].data() + env[slot].find('=') + 1);
-
+  for (size_t slot : plan.own_pid_slots) {
+    pid_slots.push_back(plan.env[slot].data() + plan.env[slot].find('=') + 1);
+  }
   options_.proxy->SetChildMayHoldDescriptors(true);
   pid_t child = fork();
   if (child < 0) {
+    int saved = errno;
     options_.proxy->SetChildMayHoldDescriptors(false);
-    requester->Send({{"ok", false}, {"error", absl::StrCat("fork: ", std::strerror(errno))}});
-    return;
+    errno = saved;
+    return -1;
   }
   if (child == 0) {
     pid_t self = getpid();
     for (char* slot : pid_slots) WritePid(slot, self);
     ResetSignalsForExec();
+    if (output_fd >= 0) {
+      dup2(output_fd, STDOUT_FILENO);
+      dup2(output_fd, STDERR_FILENO);
+    }
     if (executable.script) fcntl(executable.fd.get(), F_SETFD, 0);  // read via /dev/fd/N
     fexecve(executable.fd.get(), argv.data(), envp.data());
     const char message[] = "gateway: error: cannot execute the successor binary\n";
     (void)!write(STDERR_FILENO, message, sizeof message - 1);
     _exit(127);
+  }
+  return child;
+}
+
+// The check runs here, in the old gateway, rather than in gatewayctl: only
+// this process knows the exact argv and environment the successor gets
+// (and gatewayctl may run as another user, outside the unit's cgroup and
+// environment), and a check of anything else could pass while the real
+// successor fails. It never blocks the event loop: the pidfd says when it
+// exited, its output is read as it comes, and ticks enforce the timeout.
+void Replacer::StartCheck(std::shared_ptr<ControlConnection> requester,
+                          TrustedExecutable executable) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    requester->Send({{"ok", false}, {"error", absl::StrCat("pipe: ", std::strerror(errno))}});
+    return;
+  }
+  UniqueFd read_end(fds[0]);
+  UniqueFd write_end(fds[1]);
+  fcntl(read_end.get(), F_SETFL, O_NONBLOCK);
+  pid_t child = Spawn(executable, PlanExec(executable.path, "--check"), write_end.get());
+  if (child < 0) {
+    requester->Send({{"ok", false}, {"error", absl::StrCat("fork: ", std::strerror(errno))}});
+    return;
+  }
+  write_end.Reset();  // EOF on the read end once the check (and its children) are done
+  checker_ = child;
+  check_killed_ = false;
+  check_text_.clear();
+  check_started_at_ = absl::Now();
+  checked_executable_ = std::move(executable);
+  requester_ = std::move(requester);
+  check_output_ = std::move(read_end);
+  options_.proxy->Watch(check_output_.get(), [this] { (void)ReadCheckOutput(); });
+  check_pidfd_.Reset(static_cast<int>(syscall(SYS_pidfd_open, child, 0)));
+  if (check_pidfd_.valid()) options_.proxy->Watch(check_pidfd_.get(), [this] { OnCheckExit(); });
+  LOG(INFO) << "replace: checking the configuration with " << checked_executable_->path
+            << " --check (pid " << child << ")";
+  ReportToRequester({{"event", "checking"}, {"pid", child}});
+}
+
+bool Replacer::ReadCheckOutput() {
+  // Bounded: the last few KiB are kept, which hold the verdict line.
+  constexpr size_t kKeep = 16 * 1024;
+  char buffer[4096];
+  ssize_t n = RetryOnEintr([&] { return read(check_output_.get(), buffer, sizeof buffer); });
+  if (n > 0) {
+    check_text_.append(buffer, static_cast<size_t>(n));
+    if (check_text_.size() > kKeep) check_text_.erase(0, check_text_.size() - kKeep);
+    return true;
+  }
+  if (n < 0 && errno == EAGAIN) return false;
+  options_.proxy->Unwatch(check_output_.get());  // EOF or an error: nothing more to read
+  check_output_.Reset();
+  return false;
+}
+
+void Replacer::OnCheckExit() {
+  if (checker_ <= 0) return;
+  int status = 0;
+  if (waitpid(checker_, &status, WNOHANG) != checker_) return;
+  FinishCheck(status);
+}
+
+void Replacer::StopWatchingCheck() {
+  if (check_pidfd_.valid()) {
+    options_.proxy->Unwatch(check_pidfd_.get());
+    check_pidfd_.Reset();
+  }
+  if (check_output_.valid()) {
+    options_.proxy->Unwatch(check_output_.get());
+    check_output_.Reset();
+  }
+  options_.proxy->SetChildMayHoldDescriptors(false);
+  checker_ = -1;
+}
+
+void Replacer::FinishCheck(int wait_status) {
+  // What it wrote but we have not read yet (it has exited: no blocking).
+  // A plugin probe it forked may still hold the pipe: read what is there, never wait.
+  while (check_output_.valid() && ReadCheckOutput()) {
+  }
+  pid_t checker = checker_;
+  StopWatchingCheck();
+  std::optional<TrustedExecutable> executable = std::move(checked_executable_);
+  checked_executable_.reset();
+  std::shared_ptr<ControlConnection> requester = std::move(requester_);
+  requester_.reset();
+  if (WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0 && !check_killed_) {
+    LOG(INFO) << "replace: the configuration checks (pid " << checker << ")";
+    if (options_.stopping()) {
+      if (requester) {
+        requester->Send({{"ok", false}, {"error", "replace refused: this gateway is stopping"}});
+      }
+      return;
+    }
+    StartSuccessor(std::move(requester), *std::move(executable));
+    return;
+  }
+  // The verdict is the check's last "gateway: error: " line, without the prefix.
+  constexpr absl::string_view kErrorPrefix = "gateway: error: ";
+  std::string verdict;
+  for (absl::string_view line : absl::StrSplit(check_text_, '\n', absl::SkipWhitespace())) {
+    if (absl::StartsWith(line, kErrorPrefix)) verdict = std::string(line.substr(kErrorPrefix.size()));
+  }
+  if (check_killed_) {
+    verdict = absl::StrCat("`", executable->path, " --check` did not finish within ",
+                           absl::FormatDuration(kSuccessorCheckTimeout), " and was killed");
+  } else if (verdict.empty()) {
+    verdict = absl::StrCat("`", executable->path, " --check` ", DescribeWaitStatus(wait_status));
+  }
+  std::string refusal = "replace refused: the new configuration does not check: " + verdict;
+  LOG(WARNING) << refusal << "; this instance keeps serving";
+  check_text_.clear();
+  if (requester) requester->Send({{"ok", false}, {"error", refusal}});
+}
+
+void Replacer::StartSuccessor(std::shared_ptr<ControlConnection> requester,
+                              TrustedExecutable executable) {
+  const std::string& binary = executable.path;
+  pid_t child = Spawn(executable,
+                      PlanExec(binary, kTakeoverFlag + options_.state_dir->PathOf(kControlSocket)),
+                      -1);
+  if (child < 0) {
+    // The requester may have gone away while the check ran.
+    if (requester) {
+      requester->Send({{"ok", false}, {"error", absl::StrCat("fork: ", std::strerror(errno))}});
+    }
+    return;
   }
   child_ = child;
   ready_ = false;
@@ -248,12 +388,34 @@ void Replacer::OnSuccessorExit() {
 }
 
 void Replacer::CheckTimeout() {
+  if (checker_ > 0) {
+    OnCheckExit();  // also reaps it where pidfd_open is not available
+    if (checker_ > 0 && !check_killed_ &&
+        absl::Now() - check_started_at_ >= kSuccessorCheckTimeout) {
+      LOG(WARNING) << "replace: the configuration check pid " << checker_ << " takes longer than "
+                   << absl::FormatDuration(kSuccessorCheckTimeout) << "; killing it";
+      check_killed_ = true;
+      kill(checker_, SIGKILL);  // reaped by OnCheckExit, which then refuses
+    }
+    return;
+  }
   if (!pending() || ready_ || absl::Now() - started_at_ < kSuccessorStartTimeout) return;
   Fail(absl::StrCat("successor pid ", child_, " was not ready within ",
                     absl::FormatDuration(kSuccessorStartTimeout)));
 }
 
 void Replacer::AbandonIfNotReady(const std::string& why) {
+  if (checker_ > 0) {
+    kill(checker_, SIGKILL);
+    waitpid(checker_, nullptr, 0);
+    StopWatchingCheck();
+    checked_executable_.reset();
+    check_text_.clear();
+    ReportToRequester({{"ok", false}, {"error", absl::StrCat("replace failed: replacement "
+                                                             "abandoned: ", why)}});
+    requester_.reset();
+    return;
+  }
   if (pending() && !ready_) Fail(absl::StrCat("replacement abandoned: ", why));
 }
 

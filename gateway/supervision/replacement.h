@@ -3,6 +3,7 @@
 //
 //  old instance (Replacer)                 successor (InheritFrom, then main)
 //  gatewayctl: {"cmd":"replace"}
+//  fork+exec self --check, reap it       (refused here if the check fails)
 //  fork+exec self --takeover_from=SOCK ->
 //                                       <- {"cmd":"takeover","pid":N}
 //  lock + admin + listeners (SCM_RIGHTS) ->
@@ -41,6 +42,9 @@
 namespace gateway {
 
 inline constexpr absl::Duration kSuccessorStartTimeout = absl::Seconds(30);
+// How long the successor binary's `--check` run may take before it is
+// killed and the replacement refused.
+inline constexpr absl::Duration kSuccessorCheckTimeout = absl::Seconds(10);
 
 // The old instance's side.
 class Replacer {
@@ -69,8 +73,8 @@ class Replacer {
   // Why replace cannot work here (a one-pid supervisor, PID 1), or "".
   std::string Refusal() const;
 
-  bool pending() const { return child_ > 0; }
-  // Called on ticks: gives up on a successor that takes too long.
+  bool pending() const { return child_ > 0 || checker_ > 0; }
+  // Called on ticks: gives up on a check or a successor that takes too long.
   void CheckTimeout();
   // Called when this instance's own stop is latched: a successor that is
   // not ready yet is abandoned.
@@ -79,6 +83,27 @@ class Replacer {
   void ReportToRequester(const nlohmann::json& event);
 
  private:
+  // What a child of ours runs: our argv without --takeover_from, with
+  // `extra_arg` appended, and our environment as a successor sees it.
+  struct ExecPlan {
+    std::vector<std::string> args;
+    std::vector<std::string> env;
+    std::vector<size_t> own_pid_slots;  // entries of env that get the child's pid
+  };
+  ExecPlan PlanExec(const std::string& binary, const std::string& extra_arg) const;
+  // fork + fexecve of `executable` with `plan`; with `output_fd` >= 0 the
+  // child's stdout and stderr go there. The child's pid, or -1 with errno.
+  pid_t Spawn(const TrustedExecutable& executable, ExecPlan plan, int output_fd);
+
+  // The check: the successor's binary with our argv and --check, reaped
+  // asynchronously like the successor (pidfd on the event loop, a timeout
+  // on ticks); its one-line verdict decides whether StartSuccessor runs.
+  void StartCheck(std::shared_ptr<ControlConnection> requester, TrustedExecutable executable);
+  // Reads what the check wrote; true when it read something (more may follow).
+  bool ReadCheckOutput();
+  void OnCheckExit();
+  void FinishCheck(int wait_status);
+  void StopWatchingCheck();
   void StartSuccessor(std::shared_ptr<ControlConnection> requester, TrustedExecutable executable);
   void HandOver(std::shared_ptr<ControlConnection> successor);
   void OnSuccessorMessage();
@@ -90,6 +115,14 @@ class Replacer {
   UniqueFd pidfd_;
   bool ready_ = false;
   absl::Time started_at_;
+  // The running check, if any.
+  pid_t checker_ = -1;
+  UniqueFd check_pidfd_;
+  UniqueFd check_output_;  // read end of its stdout+stderr
+  std::string check_text_;
+  bool check_killed_ = false;  // by the timeout
+  absl::Time check_started_at_;
+  std::optional<TrustedExecutable> checked_executable_;
   std::shared_ptr<ControlConnection> requester_;
   std::shared_ptr<ControlConnection> successor_;
 };

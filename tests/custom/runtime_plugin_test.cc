@@ -53,6 +53,24 @@ TEST(RuntimePluginTest, PluginIsListedWithItsPath) {
       << result.out;
 }
 
+// gateway --check loads and probes the plugins as a start does.
+TEST(RuntimePluginTest, CheckProbesThePlugins) {
+  RunResult good = RunCommand({Runfile("gateway/gateway"), "--check",
+                               "--detector_plugin=" + DeployLockPlugin(),
+                               absl::StrCat("--detectors=deploy_lock,", kDefaultChain)});
+  ASSERT_EQ(good.status.code, 0) << good.err;
+  EXPECT_NE(good.out.find(absl::StrCat("detectors deploy_lock,", kDefaultChain, "\n")),
+            std::string::npos)
+      << good.out;
+  RunResult bad = RunCommand({Runfile("gateway/gateway"), "--check",
+                              "--detector_plugin=" + TestPlugin("garbage_class")});
+  EXPECT_EQ(bad.status.code, 78) << bad.err;
+  EXPECT_EQ(bad.out, "");
+  EXPECT_EQ(bad.err.rfind("gateway: error: ", 0), 0u) << bad.err;
+  EXPECT_NE(bad.err.find("failed its start-up probe"), std::string::npos) << bad.err;
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+}
+
 TEST(RuntimePluginTest, FlagCanBeRepeatedOrCommaSeparated) {
   RunResult result = RunCommand(
       {Runfile("gateway/gateway"), "--list_detectors",

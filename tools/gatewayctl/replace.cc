@@ -1,7 +1,9 @@
 // gatewayctl replace: asks the running gateway to start its successor
 // (which stays in the same cgroup and supervision tree), follows the
-// hand-over over the control socket — successor started, ready, old
-// instance draining — and reports the old instance's recorded verdict.
+// hand-over over the control socket — the new configuration checked
+// (`gateway --check`, run by the gateway; a failing check refuses the
+// replacement), successor started, ready, old instance draining — and
+// reports the old instance's recorded verdict.
 // Exits 0 only when the old instance recorded `takeover`. A --binary is
 // resolved against our working directory (the gateway's is not the
 // caller's) and checked here as the gateway will check it again
@@ -97,6 +99,9 @@ int ReplaceCommand(const Invocation& inv) {
       break;
     }
     if (!ShowProgress(inv)) continue;
+    if (kind == "checking") {
+      std::fprintf(stderr, "checking the configuration (pid %d)\n", event->value("pid", 0));
+    }
     if (kind == "started") std::fprintf(stderr, "started successor pid %d\n", successor);
     if (kind == "ready") {
       std::fprintf(stderr, "successor pid %d is ready; pid %d is draining\n", successor, old.pid);

@@ -60,8 +60,11 @@ std::string ShutdownDelayComment(const StopBudget& budget) {
 
 bool StateDirGiven() { return !gflags::GetCommandLineFlagInfoOrDie("state_dir").is_default; }
 
-std::string ExecStart(const std::string& gateway, const StopBudget& budget) {
+// The gateway's command line; `mode` ("--check" or nothing) follows the path.
+std::string GatewayCommand(const std::string& gateway, const StopBudget& budget,
+                           const std::string& mode = "") {
   std::vector<std::string> argv = {gateway};
+  if (!mode.empty()) argv.push_back(mode);
   if (StateDirGiven()) argv.push_back("--state_dir=" + FLAGS_state_dir);
   for (const std::string& arg : StopBudgetArgs(budget)) argv.push_back(arg);
   for (const std::string& arg : GatewayArgsFromFlags()) argv.push_back(arg);
@@ -114,7 +117,13 @@ absl::StatusOr<std::string> SystemdUnit() {
       "# `gatewayctl replace` starts a successor that announces itself with MAINPID=;\n"
       "# systemd accepts that from a process other than the main one only with all.\n"
       "NotifyAccess=all\n"
-      "ExecStart=", ExecStart(*gateway, *budget), "\n",
+      "# `gateway --check` validates the flags and --config with the code a start runs,\n"
+      "# binds nothing and writes nothing: a bad configuration fails the start or the\n"
+      "# reload with one line (systemctl status) and the running gateway keeps serving.\n"
+      "ExecStartPre=", GatewayCommand(*gateway, *budget, "--check"), "\n",
+      "ExecStart=", GatewayCommand(*gateway, *budget), "\n",
+      "# Reload: check first; systemd runs ExecReload= lines in order, stopping at a failure.\n"
+      "ExecReload=", GatewayCommand(*gateway, *budget, "--check"), "\n",
       "ExecReload=/bin/kill -HUP $MAINPID\n"
       "# Exit 1 (an unexpected stop, e.g. a stray kill) is restarted; 0 (planned or\n"
       "# takeover) is not; 78 (configuration error) would only fail again.\n"
