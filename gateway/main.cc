@@ -319,6 +319,10 @@ Settings SettingsFromFlags(const DetectorRegistry& registry) {
                                                  kMaxWorkers, "] (0: one per usable CPU)"));
   }
   settings.worker_count = FLAGS_workers > 0 ? FLAGS_workers : UsableCpuCount();
+  if (FLAGS_access_log_buffer_kb < 16 || FLAGS_access_log_buffer_kb > 1048576) {
+    ExitWithError(kExitConfigError, absl::StrCat("--access_log_buffer_kb=", FLAGS_access_log_buffer_kb,
+                                                 " is out of range [16, 1048576]"));
+  }
   if (!FLAGS_admin.empty()) {
     settings.admin_address = ValueOrExit(SocketAddress::Parse(FLAGS_admin), kExitConfigError);
   }
@@ -438,9 +442,6 @@ int Main(int argc, char** argv) {
   std::unique_ptr<AccessLog> access_log;
   std::unique_ptr<LogReopener> log_reopener;
   if (!FLAGS_access_log.empty()) {
-    if (FLAGS_access_log_buffer_kb < 16 || FLAGS_access_log_buffer_kb > 1048576) {
-      ExitWithError(kExitConfigError, "--access_log_buffer_kb must be from 16 to 1048576");
-    }
     access_log = ValueOrExit(
         AccessLog::Open(FLAGS_access_log, static_cast<size_t>(FLAGS_access_log_buffer_kb) * 1024),
         kExitConfigError);
