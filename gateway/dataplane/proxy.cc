@@ -245,8 +245,8 @@ class Proxy::Connection {
       pool_->Release(upstream_state_);
       upstream_state_ = next;
       proxy_->connect_deadlines_.erase({connect_deadline_, this});
-      if (proxy_->child_may_hold_descriptors_.load()) proxy_->Deregister(upstream_.get());
-      upstream_ = std::move(*fd);  // closing the old one removes it from epoll
+      proxy_->Deregister(upstream_.get());  // see Shutdown()
+      upstream_ = std::move(*fd);
       connect_deadline_ = absl::Now() + connect_timeout_;
       proxy_->connect_deadlines_.insert({connect_deadline_, this});
       proxy_->Register(upstream_.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &upstream_side_);
@@ -344,14 +344,16 @@ class Proxy::Connection {
       }
       d->pipe.reset();
     }
-    // Closing a descriptor removes its epoll registration only when no
-    // other process holds the same description. A successor between fork
-    // and exec does; then deregister first, or the registration would
-    // outlive this object and report events for freed memory.
-    if (proxy_->child_may_hold_descriptors_.load()) {
-      proxy_->Deregister(client_.get());
-      proxy_->Deregister(upstream_.get());
-    }
+    // Deregister before closing, always. close(2) removes an epoll
+    // registration only when no other descriptor refers to the same open
+    // file description, and a child between fork and exec (a successor,
+    // a --check, a plugin probe) holds copies of all of ours: the
+    // registration would outlive this object and report events for freed
+    // memory. A flag raised around fork() cannot close that window when
+    // other workers close connections concurrently; two epoll_ctl calls
+    // per connection can.
+    proxy_->Deregister(client_.get());
+    proxy_->Deregister(upstream_.get());
     client_.Reset();
     upstream_.Reset();
     if (proxy_->options_.access_log != nullptr) WriteAccessLog();
@@ -491,8 +493,6 @@ class Proxy::PendingHeader : public Watcher {
   const absl::Time deadline_;
   bool done_ = false;
 };
-
-std::atomic<bool> Proxy::child_may_hold_descriptors_{false};
 
 Proxy::Proxy(Telemetry* telemetry, Options options)
     : telemetry_(telemetry),
@@ -811,7 +811,7 @@ void Proxy::ResumeAccepting() {
 void Proxy::Close(Connection* connection) {
   if (connection->closed_) return;
   connect_deadlines_.erase({connection->connect_deadline_, connection});
-  connection->Shutdown();  // closing the fds removes them from epoll
+  connection->Shutdown();  // deregisters and closes both sockets
   connections_.erase(connection);
   closed_.emplace_back(connection);
 }

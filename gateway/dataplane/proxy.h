@@ -103,12 +103,6 @@ class Proxy {
   // advancing it, which the systemd watchdog uses as its health check.
   absl::Time last_iteration() const { return absl::FromUnixNanos(last_iteration_ns_.load()); }
 
-  // Set while a forked child may still hold copies of our descriptors
-  // (between fork and exec of a successor): closes then deregister from
-  // epoll explicitly. Process-wide (the child holds every worker's
-  // descriptors); any thread.
-  static void SetChildMayHoldDescriptors(bool value) { child_may_hold_descriptors_.store(value); }
-
   // Listening descriptors by address, for handing to a successor.
   std::vector<std::pair<std::string, int>> ListenerFds() const;
   const std::vector<Route>& routes() const { return routes_; }
@@ -172,7 +166,6 @@ class Proxy {
   // Listeners and watchers removed during a batch of events, freed after it.
   std::vector<std::unique_ptr<Watcher>> retired_;
   std::optional<absl::Time> accept_paused_until_;
-  static std::atomic<bool> child_may_hold_descriptors_;
   bool stopped_accepting_ = false;
   std::atomic<int64_t> last_iteration_ns_{absl::GetCurrentTimeNanos()};
   absl::Time last_accept_error_log_ = absl::InfinitePast();

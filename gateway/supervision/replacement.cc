@@ -163,14 +163,8 @@ pid_t Replacer::Spawn(const TrustedExecutable& executable, ExecPlan plan, int ou
   for (size_t slot : plan.own_pid_slots) {
     pid_slots.push_back(plan.env[slot].data() + plan.env[slot].find('=') + 1);
   }
-  options_.proxy->SetChildMayHoldDescriptors(true);
   pid_t child = fork();
-  if (child < 0) {
-    int saved = errno;
-    options_.proxy->SetChildMayHoldDescriptors(false);
-    errno = saved;
-    return -1;
-  }
+  if (child < 0) return -1;
   if (child == 0) {
     pid_t self = getpid();
     for (char* slot : pid_slots) WritePid(slot, self);
@@ -257,7 +251,6 @@ void Replacer::StopWatchingCheck() {
     options_.proxy->Unwatch(check_output_.get());
     check_output_.Reset();
   }
-  options_.proxy->SetChildMayHoldDescriptors(false);
   checker_ = -1;
 }
 
@@ -325,9 +318,6 @@ void Replacer::StartSuccessor(std::shared_ptr<ControlConnection> requester,
 }
 
 void Replacer::HandOver(std::shared_ptr<ControlConnection> successor) {
-  // It connected, so it has exec'd: its copies of our descriptors (all
-  // close-on-exec) are gone.
-  options_.proxy->SetChildMayHoldDescriptors(false);
   successor_ = std::move(successor);
   std::vector<int> fds = {options_.lock_fd};
   nlohmann::json message = IdentityToJson(options_.self);
@@ -426,7 +416,6 @@ void Replacer::Fail(const std::string& why) {
     waitpid(child_, nullptr, 0);
     child_ = -1;
   }
-  options_.proxy->SetChildMayHoldDescriptors(false);
   if (pidfd_.valid()) {
     options_.proxy->Unwatch(pidfd_.get());
     pidfd_.Reset();
