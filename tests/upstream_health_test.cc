@@ -14,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -151,7 +152,7 @@ class UpstreamHealthTest : public ::testing::Test {
 // interval of the kill, and up again after rise checks.
 TEST_F(UpstreamHealthTest, AKilledUpstreamUnderLoadCostsNoNewConnectionAndComesBack) {
   EchoServer a(false, "a"), c(false, "c");
-  auto b = std::make_unique<EchoServer>(false, "b");
+  auto b = std::make_unique<EchoServer>(false, "b", FreePortOutsideEphemeralRange());
   const int b_port = b->port();
   int port = FreePort();
   auto gw = Start(Config(port, {a.port(), b_port, c.port()}, kFastChecks));
@@ -160,12 +161,17 @@ TEST_F(UpstreamHealthTest, AKilledUpstreamUnderLoadCostsNoNewConnectionAndComesB
   std::atomic<int> ok{0}, failed{0};
   std::map<char, std::atomic<int>> by_upstream;
   for (char name : {'a', 'b', 'c'}) by_upstream[name] = 0;
+  std::mutex failures_mu;
+  std::vector<absl::Time> failures;  // when each failed connection began
   std::thread load([&] {  // paced: 200/s, bounded at 30 s
     absl::Time next = absl::Now();
     for (int i = 0; i < 6000 && !stop.load(); ++i) {
+      absl::Time began = absl::Now();
       std::string got = Visit(port);
       if (got.empty()) {
         failed.fetch_add(1);
+        std::lock_guard<std::mutex> lock(failures_mu);
+        failures.push_back(began);
       } else {
         ok.fetch_add(1);
         by_upstream[got[0]].fetch_add(1);
@@ -205,7 +211,13 @@ TEST_F(UpstreamHealthTest, AKilledUpstreamUnderLoadCostsNoNewConnectionAndComesB
       << "the restarted upstream gets no clients";
   stop.store(true);
   if (load.joinable()) load.join();
-  EXPECT_EQ(failed.load(), 0) << "new client connections failed (" << ok.load() << " ok)";
+  std::string when;
+  for (absl::Time t : failures) {
+    absl::StrAppend(&when, " ", absl::FormatDuration(t - killed), " after the kill (",
+                    absl::FormatDuration(t - restarted), " after the restart);");
+  }
+  EXPECT_EQ(failed.load(), 0) << "new client connections failed (" << ok.load() << " ok):" << when
+                              << "\n" << gw->Log();
   nlohmann::json member = Member(admin, b_port);
   EXPECT_TRUE(absl::StrContains(member["last_change"].get<std::string>(), "up: 2 check(s)"))
       << member.dump();
@@ -216,6 +228,44 @@ TEST_F(UpstreamHealthTest, AKilledUpstreamUnderLoadCostsNoNewConnectionAndComesB
               absl::FormatDuration(detected).c_str(), absl::FormatDuration(back).c_str(), ok.load(),
               failed.load(), by_upstream['a'].load(), by_upstream['b'].load(),
               by_upstream['c'].load());
+}
+
+// fast_interval (HAProxy's fastinter): once an upstream's checks begin to
+// change, the rest of `fall` or `rise` come fast_interval apart, not
+// interval. No client traffic here, so the checks alone decide.
+TEST_F(UpstreamHealthTest, ChecksComeFastIntervalApartWhileAnUpstreamChangesState) {
+  EchoServer a(false, "a");
+  auto b = std::make_unique<EchoServer>(false, "b", FreePortOutsideEphemeralRange());
+  const int b_port = b->port();
+  int port = FreePort();
+  auto gw = Start(Config(port, {a.port(), b_port},
+                         R"(, "health_check": {"interval": "1s", "fast_interval": "50ms",
+                                               "timeout": "40ms", "rise": 3, "fall": 3})"));
+  const std::string admin = gw->AdminAddress();
+  nlohmann::json status = nlohmann::json::parse(HttpGet(admin, "/status").body, nullptr, false);
+  ASSERT_TRUE(status.is_object());
+  EXPECT_EQ(status["routes"][0]["health_check"]["fast_interval"], "50ms") << status.dump();
+  ASSERT_TRUE(WaitFor([&] { return Member(admin, b_port)["check"]["last"] == "ok"; }, absl::Seconds(3)))
+      << Pool(admin).dump();
+
+  b.reset();
+  absl::Time killed = absl::Now();
+  ASSERT_TRUE(WaitFor([&] { return Member(admin, b_port)["up"] == false; }, absl::Seconds(5)))
+      << Pool(admin).dump();
+  absl::Duration down = absl::Now() - killed;
+  // At most one interval to the first failed check, then 2 more 50 ms
+  // apart; every `interval` apart it would take at least 2 s.
+  EXPECT_LE(down, absl::Milliseconds(1000 + 2 * 50 + 400)) << Pool(admin).dump();
+
+  EchoServer again(false, "b", b_port);
+  absl::Time restarted = absl::Now();
+  ASSERT_TRUE(WaitFor([&] { return Member(admin, b_port)["up"] == true; }, absl::Seconds(5)))
+      << Pool(admin).dump();
+  absl::Duration up = absl::Now() - restarted;
+  EXPECT_LE(up, absl::Milliseconds(1000 + 2 * 50 + 400)) << Pool(admin).dump();
+  std::printf("interval 1s, fast_interval 50ms, fall/rise 3: down %s after the kill, up %s after "
+              "the restart\n",
+              absl::FormatDuration(down).c_str(), absl::FormatDuration(up).c_str());
 }
 
 TEST_F(UpstreamHealthTest, HttpCheckFollowsTheStatusAndReadyzCanRequireAnUpstream) {
@@ -347,7 +397,7 @@ TEST_F(UpstreamHealthTest, DrainDisableEnableThroughGatewayctlSurviveSighupAndRe
 // process is down in the successor from its first connection on.
 TEST_F(UpstreamHealthTest, HealthStateIsHandedToTheSuccessor) {
   EchoServer a(false, "a");
-  auto b = std::make_unique<EchoServer>(false, "b");
+  auto b = std::make_unique<EchoServer>(false, "b", FreePortOutsideEphemeralRange());
   const int b_port = b->port();
   int port = FreePort();
   auto gw = Start(Config(port, {a.port(), b_port},
@@ -467,6 +517,8 @@ TEST_F(UpstreamHealthTest, BadHealthCheckConfigsAreOneLineAndExit78) {
       {R"(, "health_check": {"interval": "5ms"})", "health_check: bad interval"},
       {R"(, "health_check": {"interval": "1s", "timeout": "2s"})", "timeout is longer than interval"},
       {R"(, "health_check": {"rise": 0})", "\"rise\" must be an integer from 1 to 100"},
+      {R"(, "health_check": {"interval": "1s", "fast_interval": "2s"})",
+       "fast_interval is longer than interval"},
       {R"(, "health_check": {"http_path": "/", "send": "x"})", "http_path and send/expect together"},
       {R"(, "health_check": {"http_path": "/", "http_status": "600"})", "bad http_status '600'"},
       {R"(, "health_check": {"htp_path": "/"})", "health_check: unknown key 'htp_path'"},

@@ -141,8 +141,10 @@ void HealthChecker::Run() {
         Probe probe{pool, upstream, check, UniqueFd(), now, now + check.timeout};
         absl::StatusOr<UniqueFd> fd = StartConnect(upstream->address);
         if (!fd.ok()) {
-          pool->CheckDone(upstream, absl::ZeroDuration(),
-                          absl::StrCat("connect: ", fd.status().message()));
+          if (pool->CheckDone(upstream, absl::ZeroDuration(),
+                              absl::StrCat("connect: ", fd.status().message()))) {
+            it->second = now + check.fast_interval;
+          }
           continue;
         }
         probe.fd = std::move(*fd);
@@ -211,7 +213,11 @@ void HealthChecker::Run() {
         verdict = absl::StrCat(what, " within ", absl::FormatDuration(probe.check.timeout));
       }
       if (verdict) {
-        probe.pool->CheckDone(probe.upstream, now - probe.started, *verdict);
+        if (probe.pool->CheckDone(probe.upstream, now - probe.started, *verdict)) {
+          // Changing state: confirm it sooner (fast_interval).
+          auto it = due.find(probe.upstream);
+          if (it != due.end()) it->second = std::min(it->second, probe.started + probe.check.fast_interval);
+        }
         continue;  // its socket closes here
       }
       still.push_back(std::move(probe));

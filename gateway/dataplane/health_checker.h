@@ -3,7 +3,8 @@
 // once per upstream however many workers there are. Each upstream of a
 // route with a `health_check` is probed every `interval` (the first probe
 // at once, then spread by the upstream's position so a large pool does not
-// connect all at once), each probe bounded by `timeout`:
+// connect all at once), or every `fast_interval` while it is changing state
+// (UpstreamPool::CheckDone says so), each probe bounded by `timeout`:
 //   TCP   connect; then, when set, send `send` and read until the reply
 //         contains `expect` (at most kMaxCheckReply bytes, or the peer's
 //         close, fails).

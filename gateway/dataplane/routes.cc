@@ -103,8 +103,9 @@ absl::Status ParseUpstreams(const nlohmann::json& list, Route* route) {
 // The "health_check" object (docs/configuration.md, "Health checks").
 absl::Status ParseHealthCheck(const nlohmann::json& j, HealthCheck* check) {
   if (!j.is_object()) return absl::InvalidArgumentError("\"health_check\" must be an object");
-  static const char* const kKeys[] = {"interval", "timeout",   "rise",      "fall",       "send",
-                                      "expect",   "http_path", "http_host", "http_status"};
+  static const char* const kKeys[] = {"interval",  "fast_interval", "timeout",   "rise",
+                                      "fall",      "send",          "expect",    "http_path",
+                                      "http_host", "http_status"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (std::find_if(std::begin(kKeys), std::end(kKeys),
                      [&](const char* k) { return it.key() == k; }) == std::end(kKeys)) {
@@ -133,6 +134,12 @@ absl::Status ParseHealthCheck(const nlohmann::json& j, HealthCheck* check) {
   if (!s.ok()) return s;
   if (check->timeout > check->interval) {
     return absl::InvalidArgumentError("health_check: timeout is longer than interval");
+  }
+  check->fast_interval = std::min(check->interval, std::max(absl::Milliseconds(10), check->interval / 4));
+  s = duration("fast_interval", &check->fast_interval);
+  if (!s.ok()) return s;
+  if (check->fast_interval > check->interval) {
+    return absl::InvalidArgumentError("health_check: fast_interval is longer than interval");
   }
   for (auto [key, out] : {std::pair<const char*, int*>{"rise", &check->rise}, {"fall", &check->fall}}) {
     if (!j.contains(key)) continue;

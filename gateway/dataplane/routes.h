@@ -38,6 +38,10 @@ struct HealthCheck {
   bool enabled = false;
   absl::Duration interval = absl::Seconds(2);
   absl::Duration timeout = absl::Seconds(1);  // <= interval
+  // Between checks while an upstream is changing state: a down one whose
+  // checks have begun to pass, an up one whose checks have begun to fail
+  // (HAProxy's `fastinter`). Default: interval / 4, at least 10ms.
+  absl::Duration fast_interval = absl::Milliseconds(500);  // <= interval
   int rise = 2;  // successes in a row that bring a down upstream up
   int fall = 3;  // failures in a row that take an up upstream down
   // TCP check: connect; then, when set, send `send` and read until the

@@ -1,6 +1,7 @@
 // Route flags and the JSON config format.
 #include "gateway/dataplane/routes.h"
 
+#include "absl/strings/str_cat.h"
 #include "gateway/base/json_util.h"
 #include "gtest/gtest.h"
 
@@ -147,6 +148,28 @@ TEST(RoutesTest, UpstreamPoolsParseWithWeightsBackupsAndBalance) {
        }) {
     EXPECT_FALSE(ParseRouteConfig(bad, "test.json").ok()) << bad;
   }
+}
+
+TEST(RoutesTest, FastIntervalDefaultsToAQuarterOfTheIntervalAndIsBounded) {
+  auto check = [](const std::string& health_check) -> absl::StatusOr<HealthCheck> {
+    absl::StatusOr<std::vector<Route>> routes = ParseRouteConfig(
+        absl::StrCat(R"({"routes": [{"listen": "127.0.0.1:1", "upstream": "127.0.0.1:2",
+                                     "health_check": )", health_check, "}]}"),
+        "test.json");
+    if (!routes.ok()) return routes.status();
+    return (*routes)[0].health_check;
+  };
+  absl::StatusOr<HealthCheck> c = check(R"({"interval": "2s"})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->fast_interval, absl::Milliseconds(500));
+  c = check(R"({"interval": "20ms", "timeout": "10ms"})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->fast_interval, absl::Milliseconds(10)) << "at least 10ms";
+  c = check(R"({"interval": "1s", "fast_interval": "1s"})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->fast_interval, absl::Seconds(1)) << "HAProxy's default: fastinter = inter";
+  EXPECT_FALSE(check(R"({"interval": "1s", "fast_interval": "2s"})").ok());
+  EXPECT_FALSE(check(R"({"fast_interval": "1ms"})").ok());
 }
 
 }  // namespace

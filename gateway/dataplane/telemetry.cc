@@ -165,6 +165,7 @@ nlohmann::json Telemetry::StatusJson() const {
       const HealthCheck& c = route.health_check;
       r["health_check"] = {{"type", c.http_path.empty() ? "tcp" : "http"},
                            {"interval", absl::FormatDuration(c.interval)},
+                           {"fast_interval", absl::FormatDuration(c.fast_interval)},
                            {"timeout", absl::FormatDuration(c.timeout)},
                            {"rise", c.rise},
                            {"fall", c.fall}};

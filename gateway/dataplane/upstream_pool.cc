@@ -210,33 +210,36 @@ std::vector<CheckTarget> UpstreamPool::CheckTargets() const {
   return targets;
 }
 
-void UpstreamPool::CheckDone(UpstreamState* upstream, absl::Duration latency,
+bool UpstreamPool::CheckDone(UpstreamState* upstream, absl::Duration latency,
                              const std::string& error) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!check_.enabled) return;  // turned off while it ran
+  if (!check_.enabled) return false;  // turned off while it ran
   upstream->check_latency_us.store(absl::ToInt64Microseconds(latency));
   upstream->last_check = error.empty() ? "ok" : error;
   if (error.empty()) {
     upstream->check_failures = 0;
     upstream->check_succeeded = true;
-    if (++upstream->check_successes >= check_.rise && upstream->checked_down.load()) {
-      upstream->checked_down.store(false);
-      upstream->consecutive_failures.store(0);
-      Changed(upstream, absl::StrCat("up: ", upstream->check_successes, " check(s) in a row succeeded"));
-    }
-    return;
+    ++upstream->check_successes;
+    if (!upstream->checked_down.load()) return false;
+    if (upstream->check_successes < check_.rise) return true;  // rising
+    upstream->checked_down.store(false);
+    upstream->consecutive_failures.store(0);
+    Changed(upstream, absl::StrCat("up: ", upstream->check_successes, " check(s) in a row succeeded"));
+    return false;
   }
   upstream->check_successes = 0;
   ++upstream->check_failures;
-  if (upstream->checked_down.load()) return;
+  if (upstream->checked_down.load()) return false;
   if (!upstream->check_succeeded) {
     upstream->checked_down.store(true);
     Changed(upstream, absl::StrCat("down: its first check failed: ", error));
-  } else if (upstream->check_failures >= check_.fall) {
-    upstream->checked_down.store(true);
-    Changed(upstream, absl::StrCat("down: ", upstream->check_failures,
-                                   " checks in a row failed, the last: ", error));
+    return false;
   }
+  if (upstream->check_failures < check_.fall) return true;  // falling
+  upstream->checked_down.store(true);
+  Changed(upstream, absl::StrCat("down: ", upstream->check_failures,
+                                 " checks in a row failed, the last: ", error));
+  return false;
 }
 
 bool UpstreamPool::SetAdmin(absl::string_view address, AdminState state, nlohmann::json* now) {

@@ -107,8 +107,10 @@ class UpstreamPool {
   // The upstreams the health checker probes now (checks configured, not
   // disabled).
   std::vector<CheckTarget> CheckTargets() const;
-  // A check's outcome: `error` empty for a success.
-  void CheckDone(UpstreamState* upstream, absl::Duration latency, const std::string& error);
+  // A check's outcome: `error` empty for a success. True when the upstream
+  // is now changing state (down with checks in a row passing, or up with
+  // checks in a row failing): its next check is due after `fast_interval`.
+  bool CheckDone(UpstreamState* upstream, absl::Duration latency, const std::string& error);
 
   // Sets the admin state of the member `address`; false when there is none.
   bool SetAdmin(absl::string_view address, AdminState state, nlohmann::json* now);

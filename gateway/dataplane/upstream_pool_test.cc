@@ -174,16 +174,19 @@ TEST(UpstreamPoolTest, ChecksApplyFallAndRise) {
   UpstreamPool pool(CheckedRoute(2, 3));
   UpstreamState* b = Member(pool, 2);
   ASSERT_NE(b, nullptr);
-  pool.CheckDone(b, absl::Milliseconds(1), "");  // up, and has succeeded once
-  pool.CheckDone(b, absl::Milliseconds(1), "refused");
-  pool.CheckDone(b, absl::Milliseconds(1), "refused");
+  // CheckDone says when the upstream is changing state (its next check
+  // comes after fast_interval).
+  EXPECT_FALSE(pool.CheckDone(b, absl::Milliseconds(1), ""));  // up, and has succeeded once
+  EXPECT_TRUE(pool.CheckDone(b, absl::Milliseconds(1), "refused")) << "falling";
+  EXPECT_TRUE(pool.CheckDone(b, absl::Milliseconds(1), "refused")) << "falling";
   EXPECT_FALSE(b->checked_down.load()) << "down before fall (3) failures";
-  pool.CheckDone(b, absl::Milliseconds(1), "refused");
+  EXPECT_FALSE(pool.CheckDone(b, absl::Milliseconds(1), "refused")) << "down: no longer changing";
   EXPECT_TRUE(b->checked_down.load());
   EXPECT_EQ(Spread(pool, 10).count("127.0.0.1:2"), 0u) << "a checked-down upstream was picked";
-  pool.CheckDone(b, absl::Milliseconds(1), "");
+  EXPECT_FALSE(pool.CheckDone(b, absl::Milliseconds(1), "refused")) << "down and failing: steady";
+  EXPECT_TRUE(pool.CheckDone(b, absl::Milliseconds(1), "")) << "rising";
   EXPECT_TRUE(b->checked_down.load()) << "up before rise (2) successes";
-  pool.CheckDone(b, absl::Milliseconds(1), "");
+  EXPECT_FALSE(pool.CheckDone(b, absl::Milliseconds(1), ""));
   EXPECT_FALSE(b->checked_down.load());
   EXPECT_EQ(b->last_change, "up: 2 check(s) in a row succeeded");
 }

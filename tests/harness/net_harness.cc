@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 
@@ -45,6 +48,26 @@ int BoundPort(int fd) {
 
 }  // namespace
 
+int FreePortOutsideEphemeralRange(bool ipv6) {
+  int low = 32768;
+  if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    if (std::fscanf(f, "%d", &low) != 1) low = 32768;
+    std::fclose(f);
+  }
+  std::mt19937 random(std::random_device{}());
+  const int from = std::max(1024, low - 20000);
+  for (int attempt = 0; attempt < 1000 && from < low; ++attempt) {
+    int port = std::uniform_int_distribution<int>(from, low - 1)(random);
+    sockaddr_storage addr;
+    socklen_t len;
+    int fd = MakeSocket(ipv6, port, &addr, &len);
+    bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0;
+    close(fd);
+    if (free) return port;
+  }
+  return FreePort(ipv6);  // no room below the range: the best there is
+}
+
 int FreePort(bool ipv6) {
   sockaddr_storage addr;
   socklen_t len;
@@ -62,7 +85,16 @@ EchoServer::EchoServer(bool ipv6, std::string greeting, int port)
   listen_fd_ = MakeSocket(ipv6, port, &addr, &len);
   int one = 1;
   setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len);
+  // A requested port is retried for a second (a socket of ours may still
+  // be closing on it), then the test dies loudly: a server restarted "on
+  // its port" must never listen somewhere else.
+  for (int attempt = 0; bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0; ++attempt) {
+    if (port == 0 || attempt == 100) {
+      std::fprintf(stderr, "EchoServer: cannot bind port %d: %s\n", port, std::strerror(errno));
+      std::abort();
+    }
+    usleep(10000);
+  }
   listen(listen_fd_, 1024);
   port_ = BoundPort(listen_fd_);
   acceptor_ = std::thread([this] {

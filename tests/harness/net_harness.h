@@ -16,6 +16,11 @@ namespace gateway::testing {
 
 // A port on 127.0.0.1 (or ::1) that was free a moment ago.
 int FreePort(bool ipv6 = false);
+// A free port below the kernel's ephemeral range, for a server a test
+// stops and restarts on the same port: while it is down, no outgoing
+// connection can take the port as its source port (a client socket's
+// TIME_WAIT there would make the restart's bind fail).
+int FreePortOutsideEphemeralRange(bool ipv6 = false);
 
 // Echoes every byte back; after the client's EOF, finishes echoing, then
 // half-closes its side. Optionally first sends `greeting`.
