@@ -11,7 +11,8 @@
 //   --mode=paced   open loop: --rate new connections per second, same
 //                  exchange; reports connections/s and failures
 // --buckets_csv=FILE writes successes and failures per 100 ms (rate and
-// paced), for plotting replacements under load. Results go to stdout as
+// paced), for plotting replacements under load, and FILE.failures one line
+// per failed connection (when it began and ended, why). Results go to stdout as
 // one line of key=value pairs.
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -47,7 +48,9 @@ DEFINE_int64(max_connections, 2000000, "Start at most this many connections in a
 DEFINE_int32(request_bytes, 64, "rate/paced: request size");
 DEFINE_int32(reply_bytes, 64, "rate/paced: expected reply size (then EOF)");
 DEFINE_int32(timeout_ms, 3000, "rate/paced: a connection not done after this has failed");
-DEFINE_string(buckets_csv, "", "rate/paced: write per-100ms successes and failures here");
+DEFINE_string(buckets_csv, "",
+              "rate/paced: write per-100ms successes and failures here, and each failed "
+              "connection (began, ended, why) to this path + .failures");
 
 namespace gateway::bench {
 namespace {
@@ -80,7 +83,12 @@ class Buckets {
     if (i >= counts_.size()) counts_.resize(i + 1, {0, 0});
     ++(ok ? counts_[i].first : counts_[i].second);
   }
+  // A failed connection: when it began and ended (NowNs), and why.
+  void AddFailure(int64_t began_ns, int64_t ended_ns, Failure why) {
+    failures_.push_back({began_ns, ended_ns, why});
+  }
   bool WriteCsv(const std::string& path, int64_t start_unix_ms) const {
+    if (!WriteFailures(path + ".failures", start_unix_ms)) return false;
     std::FILE* f = std::fopen(path.c_str(), "w");
     if (f == nullptr) return false;
     std::fprintf(f, "# start_unix_ms=%lld\nt_s,ok,failed\n", static_cast<long long>(start_unix_ms));
@@ -92,8 +100,26 @@ class Buckets {
   }
 
  private:
+  struct FailureRecord {
+    int64_t began_ns, ended_ns;
+    Failure why;
+  };
+  // PATH.failures: one line per failed connection, in wall-clock ms, so a
+  // script can tell the connections open at an event from those begun after.
+  bool WriteFailures(const std::string& path, int64_t start_unix_ms) const {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    if (f == nullptr) return false;
+    auto unix_ms = [&](int64_t ns) { return static_cast<long long>(start_unix_ms + (ns - start_ns_) / 1000000); };
+    std::fprintf(f, "began_unix_ms,ended_unix_ms,why\n");
+    for (const FailureRecord& r : failures_) {
+      std::fprintf(f, "%lld,%lld,%s\n", unix_ms(r.began_ns), unix_ms(r.ended_ns), kFailureNames[r.why]);
+    }
+    return std::fclose(f) == 0;
+  }
+
   int64_t start_ns_;
   std::vector<std::pair<int64_t, int64_t>> counts_;
+  std::vector<FailureRecord> failures_;
 };
 
 // A non-blocking socket with a connect to `target` started (the gateway's
@@ -281,18 +307,24 @@ class ShortConnections {
   // Closes `fd`; `failure` < 0 means it succeeded.
   void Finish(int fd, int64_t now, int failure) {
     close(fd);
-    conns_.erase(fd);
+    auto it = conns_.find(fd);
+    const int64_t began = it != conns_.end() ? it->second.started_ns : now;
+    if (it != conns_.end()) conns_.erase(it);
     if (failure < 0) {
       ++totals_.ok;
       if (buckets_) buckets_->Add(now, true);
     } else {
-      Fail(now, static_cast<Failure>(failure));
+      Fail(now, static_cast<Failure>(failure), began);
     }
   }
 
-  void Fail(int64_t now, Failure failure) {
+  // `began`: when the failed connection began (-1: now).
+  void Fail(int64_t now, Failure failure, int64_t began = -1) {
     ++totals_.failed[failure];
-    if (buckets_) buckets_->Add(now, false);
+    if (buckets_) {
+      buckets_->Add(now, false);
+      buckets_->AddFailure(began < 0 ? now : began, now, failure);
+    }
   }
 
   const SocketAddress& target_;

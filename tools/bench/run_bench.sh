@@ -24,16 +24,9 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$REPO"
 
-QUICK=0
-OUT=""
-for arg in "$@"; do
-  case "$arg" in
-    --quick) QUICK=1 ;;
-    --out=*) OUT=${arg#--out=} ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
-    *) echo "run_bench.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
-  esac
-done
+BENCH_NAME=run_bench
+source "$REPO/tools/bench/bench_lib.sh"
+parse_bench_args 2,21 "$@"
 
 if ((QUICK)); then
   BULK_S=1 RATE_S=1 REPLACEMENTS=3 REPLACE_EVERY_S=1 STOP_RUNS=5
@@ -49,130 +42,10 @@ LOAD_S=$((REPLACEMENTS * REPLACE_EVERY_S + 3))
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-log() { echo "run_bench: $*" >&2; }
-die() { log "$*"; exit 1; }
 
-# --- packages and binaries ---------------------------------------------------
+ensure_packages haproxy socat gnuplot-nox
+build_binaries
 
-ensure_packages() {
-  local missing=() p
-  for p in haproxy socat gnuplot-nox; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
-      missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-  local sudo=()
-  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-  log "installing missing packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -qq &&
-    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-    die "could not install ${missing[*]} with apt-get"
-}
-
-ensure_packages
-# Optimised, like the packaged HAProxy and socat it is compared with.
-BUILD_FLAGS=(-c opt)
-./bazelw build "${BUILD_FLAGS[@]}" //gateway //tools/gatewayctl //tools/bench:all >&2 ||
-  die "build failed (./bazelw build ${BUILD_FLAGS[*]} //gateway //tools/gatewayctl //tools/bench:all)"
-BIN=$(./bazelw info "${BUILD_FLAGS[@]}" bazel-bin 2>/dev/null)
-GATEWAY=$BIN/gateway/gateway
-GATEWAYCTL=$BIN/tools/gatewayctl/gatewayctl
-LOADGEN=$BIN/tools/bench/loadgen
-UPSTREAM=$BIN/tools/bench/upstream
-STOP_TIMER=$BIN/tools/bench/stop_timer
-
-# --- processes this script owns ----------------------------------------------
-
-WORK=$(mktemp -d /tmp/gateway-bench.XXXXXX)
-OWNED_PIDS=()          # every process started here, ended by pid on exit
-GATEWAY_STATE_DIRS=()  # a successor started by the gateway is found here
-
-cleanup() {
-  local status=$? dir pid
-  for dir in "${GATEWAY_STATE_DIRS[@]}"; do
-    pid=$(instance_pid "$dir")
-    [[ -n "$pid" && " ${OWNED_PIDS[*]} " != *" $pid "* ]] && OWNED_PIDS+=("$pid")
-  done
-  for pid in "${OWNED_PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${OWNED_PIDS[@]}"; do
-    wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
-  done
-  if ((status == 0)); then
-    rm -rf "$WORK"
-  else
-    log "failed; logs kept in $WORK"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# The pid in DIR/instance.json, if that process still runs.
-instance_pid() {
-  local pid
-  pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$1/instance.json" 2>/dev/null | head -1)
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
-  return 0
-}
-
-# Waits up to $2 seconds for pid $1 to be gone (reaped if it is our child).
-wait_gone() {
-  local i
-  for ((i = 0; i < $2 * 100; i++)); do
-    kill -0 "$1" 2>/dev/null || { wait "$1" 2>/dev/null || true; return 0; }
-    # A zombie child counts as gone once reaped.
-    if [[ $(ps -o stat= -p "$1" 2>/dev/null) == Z* ]]; then
-      wait "$1" 2>/dev/null || true
-      return 0
-    fi
-    sleep 0.01
-  done
-  return 1
-}
-
-# start NAME CMD...: runs CMD in the background, logs to $WORK/NAME.log; sets
-# STARTED_PID.
-start() {
-  local name=$1
-  shift
-  "$@" >"$WORK/$name.log" 2>&1 &
-  STARTED_PID=$!
-  OWNED_PIDS+=("$STARTED_PID")
-}
-
-stop_owned() {
-  kill -TERM "$1" 2>/dev/null || true
-  wait_gone "$1" 10 || kill -KILL "$1" 2>/dev/null || true
-}
-
-listening() { [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
-
-# wait_listening PORT [PID]: until something listens on PORT; fails at once
-# when PID (the process expected to listen) has exited.
-wait_listening() {
-  local i
-  for ((i = 0; i < 1000; i++)); do
-    listening "$1" && return 0
-    if [[ -n "${2:-}" ]] && ! kill -0 "$2" 2>/dev/null; then
-      die "the process meant to listen on 127.0.0.1:$1 exited (see logs in $WORK)"
-    fi
-    sleep 0.01
-  done
-  die "nothing listening on 127.0.0.1:$1 after 10 s (see logs in $WORK)"
-}
-
-# A loopback port nothing listens on, below the ephemeral range.
-NEXT_PORT=$((20000 + RANDOM % 8000))
-free_port() {
-  while listening "$NEXT_PORT"; do NEXT_PORT=$((NEXT_PORT + 1)); done
-  FREE_PORT=$NEXT_PORT
-  NEXT_PORT=$((NEXT_PORT + 1))
-}
-
-# field KEY LINE: the value of KEY=... in a key=value line.
-field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 
 # --- the peers ----------------------------------------------------------------
 
@@ -265,22 +138,6 @@ start_peers() {
 declare -A RESULT  # RESULT[peer,metric]
 
 loadgen() { "$LOADGEN" "$@" 2>>"$WORK/loadgen.log"; }
-
-# CPU time in ms a peer's processes used so far: the process, its threads
-# and its reaped children (socat forks one per connection). Less sensitive
-# than rates to other work on the machine. Empty for "direct".
-declare -A PEER_PID
-cpu_ms() {
-  [[ -n "${PEER_PID[$1]:-}" ]] || return 0
-  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15 + $16 + $17) * 1000 / hz }' \
-    "/proc/${PEER_PID[$1]}/stat"
-}
-
-# per_unit CPU_BEFORE CPU_AFTER AMOUNT: CPU ms per unit of AMOUNT.
-per_unit() {
-  [[ -n "$1" && -n "$2" ]] || { echo "-"; return; }
-  awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { if (n > 0) printf "%.0f", (b - a) / n; else print "-" }'
-}
 
 measure_throughput_and_rate() {
   local peer line streams cpu0 rate_cpu

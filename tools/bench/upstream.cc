@@ -5,6 +5,9 @@
 //   --mode=echo    send every byte back; half-close after the client's EOF
 //   --mode=reply   read --request_bytes, send --reply_bytes, close
 //                  (short-connection rate)
+// --listen may name several addresses (comma-separated): one process, one
+// thread serving them all, so a pool of upstreams costs the machine what one
+// upstream does (tools/bench/pool_bench.sh compares the two).
 // It stops on SIGTERM/SIGINT or after --max_lifetime_s, whichever is first.
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,22 +17,27 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gflags/gflags.h"
 #include "tools/bench/loopback.h"
 
-DEFINE_string(listen, "127.0.0.1:0", "Loopback address to listen on (port 0: any free port)");
+DEFINE_string(listen, "127.0.0.1:0",
+              "Loopback address(es) to listen on, comma-separated (port 0: any free port)");
 DEFINE_string(mode, "sink", "sink, echo or reply");
 DEFINE_int32(request_bytes, 64, "reply mode: bytes to read before replying");
 DEFINE_int32(reply_bytes, 64, "reply mode: bytes to send before closing");
 DEFINE_double(max_lifetime_s, 3600, "Exit by itself after this many seconds");
-DEFINE_string(port_file, "", "If set, write the bound port here once listening");
+DEFINE_string(port_file, "", "If set, write the bound port(s) here once listening, one a line");
 
 namespace gateway::bench {
 namespace {
@@ -46,9 +54,9 @@ struct Conn {
 
 class Upstream {
  public:
-  Upstream(Mode mode, int listen_fd) : mode_(mode), listen_fd_(listen_fd) {
+  Upstream(Mode mode, std::vector<int> listen_fds) : mode_(mode), listen_fds_(std::move(listen_fds)) {
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-    Add(listen_fd_, EPOLLIN);
+    for (int fd : listen_fds_) Add(fd, EPOLLIN);
     reply_.assign(static_cast<size_t>(FLAGS_reply_bytes), 'r');
   }
 
@@ -62,8 +70,8 @@ class Upstream {
       for (int i = 0; i < n; ++i) {
         int fd = events[i].data.fd;
         if (fd == stop_fd) return;
-        if (fd == listen_fd_) {
-          Accept();
+        if (std::find(listen_fds_.begin(), listen_fds_.end(), fd) != listen_fds_.end()) {
+          Accept(fd);
         } else {
           Serve(fd, events[i].events);
         }
@@ -85,9 +93,9 @@ class Upstream {
     epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &event);
   }
 
-  void Accept() {
+  void Accept(int listen_fd) {
     for (;;) {
-      int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         return;  // EAGAIN, or EMFILE: retried on the next wake-up
@@ -153,7 +161,7 @@ class Upstream {
   }
 
   Mode mode_;
-  int listen_fd_;
+  std::vector<int> listen_fds_;
   int epoll_fd_ = -1;
   std::string reply_;
   std::unordered_map<int, Conn> conns_;
@@ -174,18 +182,27 @@ int Main() {
   CheckRange(kTool, "request_bytes", FLAGS_request_bytes, 0, 1 << 20);
   CheckRange(kTool, "reply_bytes", FLAGS_reply_bytes, 0, 1 << 20);
   CheckRange(kTool, "max_lifetime_s", FLAGS_max_lifetime_s, 0.1, 86400);
-  absl::StatusOr<SocketAddress> address = ParseLoopbackAddress(FLAGS_listen);
-  if (!address.ok()) DieUsage(kTool, std::string(address.status().message()));
-  absl::StatusOr<UniqueFd> listener = BindListener(*address);
-  if (!listener.ok()) {
-    std::fprintf(stderr, "%s: %s\n", kTool, std::string(listener.status().message()).c_str());
-    return 1;
+  std::vector<UniqueFd> listeners;
+  std::vector<int> listen_fds;
+  std::string ports, names;
+  for (absl::string_view text : absl::StrSplit(FLAGS_listen, ',')) {
+    absl::StatusOr<SocketAddress> address = ParseLoopbackAddress(std::string(text));
+    if (!address.ok()) DieUsage(kTool, std::string(address.status().message()));
+    absl::StatusOr<UniqueFd> listener = BindListener(*address);
+    if (!listener.ok()) {
+      std::fprintf(stderr, "%s: %s\n", kTool, std::string(listener.status().message()).c_str());
+      return 1;
+    }
+    absl::StatusOr<SocketAddress> bound = SocketAddress::OfSocket(listener->get());
+    absl::StrAppend(&ports, bound.ok() ? bound->port() : 0, "\n");
+    absl::StrAppend(&names, names.empty() ? "" : ", ", bound.ok() ? bound->ToString() : text);
+    listen_fds.push_back(listener->get());
+    listeners.push_back(std::move(*listener));
   }
-  absl::StatusOr<SocketAddress> bound = SocketAddress::OfSocket(listener->get());
-  if (!FLAGS_port_file.empty() && bound.ok()) {
+  if (!FLAGS_port_file.empty()) {
     std::FILE* f = std::fopen(FLAGS_port_file.c_str(), "w");
     if (f == nullptr) DieUsage(kTool, "cannot write --port_file=" + FLAGS_port_file);
-    std::fprintf(f, "%d\n", bound->port());
+    std::fputs(ports.c_str(), f);
     std::fclose(f);
   }
   sigset_t stop_signals;
@@ -195,9 +212,8 @@ int Main() {
   sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   int stop_fd = signalfd(-1, &stop_signals, SFD_CLOEXEC);
-  auto upstream = std::make_unique<Upstream>(mode, listener->get());
-  std::fprintf(stderr, "%s: %s mode on %s\n", kTool, FLAGS_mode.c_str(),
-               bound.ok() ? bound->ToString().c_str() : FLAGS_listen.c_str());
+  auto upstream = std::make_unique<Upstream>(mode, listen_fds);
+  std::fprintf(stderr, "%s: %s mode on %s\n", kTool, FLAGS_mode.c_str(), names.c_str());
   upstream->Run(stop_fd);
   return 0;
 }

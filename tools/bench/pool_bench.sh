@@ -1,0 +1,436 @@
+#!/usr/bin/env bash
+# pool_bench.sh: Gateway's upstream pools side by side with HAProxy on the
+# same three upstreams, in one run on loopback.
+#
+#   tools/bench/pool_bench.sh            full run (~4 minutes), writes docs/bench/
+#   tools/bench/pool_bench.sh --quick    ~1 minute smoke run, writes to a temp dir
+#   tools/bench/pool_bench.sh --out=DIR  write results to DIR
+#
+# What it measures (docs/benchmarks.md, "Upstream pools", explains it):
+#   short-connection rate, 32 in flight (64 B request, 64 B reply, close),
+#     median of ROUNDS interleaved rounds, and proxy CPU per 1000 connections:
+#     Gateway with 3 upstreams and health checks, with 3 and no checks, with
+#     1 upstream; HAProxy (`balance roundrobin`, `check`, `retries 2`,
+#     `option redispatch`) with 3 and with 1; direct to one upstream. The
+#     three upstreams here are three ports of ONE upstream process, so that
+#     "3 upstreams" and "1 upstream" load the machine alike and only the
+#     proxy's pool work differs
+#   one upstream of three (now three processes) killed (SIGKILL) and
+#     restarted on its port, CYCLES times under one paced load: failed new
+#     connections, and time from each kill to "down" and from each restart
+#     to "up" in each proxy's own log, with the same check interval,
+#     timeout, fall and rise (Gateway's fast_interval and HAProxy's
+#     fastinter at their defaults); per-upstream connections over time (CSV
+#     and a plot)
+#
+# Safety: traffic goes to 127.0.0.1 only; every load run is bounded by
+# loadgen's --duration_s; only processes this script started are ended, by
+# pid; everything is cleaned up on exit.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$REPO"
+
+BENCH_NAME=pool_bench
+source "$REPO/tools/bench/bench_lib.sh"
+parse_bench_args 2,28 "$@"
+
+# The failover: c is killed at KILL_AT_S[i] and restarted at RESTART_AT_S[i]
+# (seconds since the load began).
+if ((QUICK)); then
+  ROUNDS=1 RATE_S=1 KILL_AT_S=(2) RESTART_AT_S=(4) FAILOVER_S=6
+  : "${OUT:=$(mktemp -d /tmp/gateway-pool-bench-quick.XXXXXX)}"
+else
+  ROUNDS=3 RATE_S=4 KILL_AT_S=(4 12 20) RESTART_AT_S=(8 16 24) FAILOVER_S=27
+  : "${OUT:=$REPO/docs/bench}"
+fi
+CYCLES=${#KILL_AT_S[@]}
+RATE_CONCURRENCY=32
+PACED_RATE=500
+# The same checks for both proxies.
+CHECK_INTERVAL_MS=500 CHECK_TIMEOUT_MS=250 CHECK_FALL=2 CHECK_RISE=2
+SAMPLE_S=0.25  # per-upstream counters are read this often during the failover
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+
+ensure_packages haproxy gnuplot-nox curl
+build_binaries
+
+# stamp: prefixes each line of stdin with the wall clock in ms (the proxies'
+# own log formats differ; this clock is the one the kill is timed on).
+stamp() {
+  local line
+  while IFS= read -r line; do
+    printf '%s %s\n' "$(now_ms)" "$line"
+  done
+}
+now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo "${t:0:13}"; }
+
+# start_stamped NAME CMD...: like start, with each log line time-stamped.
+start_stamped() {
+  local name=$1
+  shift
+  "$@" > >(stamp >"$WORK/$name.log") 2>&1 &
+  STARTED_PID=$!
+  OWNED_PIDS+=("$STARTED_PID")
+}
+
+# --- upstreams ------------------------------------------------------------------
+
+# r1 r2 r3: three ports of one process (the rate runs); a b c: three
+# processes (the failover kills c).
+UPSTREAM_NAMES=(a b c)
+declare -A UPSTREAM_PORT UPSTREAM_PID
+start_upstream() {
+  start "upstream-$1" "$UPSTREAM" --listen=127.0.0.1:${UPSTREAM_PORT[$1]} --mode=reply \
+    --request_bytes=64 --reply_bytes=64
+  UPSTREAM_PID[$1]=$STARTED_PID
+  wait_listening "${UPSTREAM_PORT[$1]}" "$STARTED_PID"
+}
+for u in "${UPSTREAM_NAMES[@]}"; do
+  free_port; UPSTREAM_PORT[$u]=$FREE_PORT
+  start_upstream "$u"
+done
+shared_listen=""
+for u in r1 r2 r3; do
+  free_port; UPSTREAM_PORT[$u]=$FREE_PORT
+  shared_listen+="${shared_listen:+,}127.0.0.1:$FREE_PORT"
+done
+start upstream-shared "$UPSTREAM" --listen="$shared_listen" --mode=reply \
+  --request_bytes=64 --reply_bytes=64
+for u in r1 r2 r3; do wait_listening "${UPSTREAM_PORT[$u]}" "$STARTED_PID"; done
+
+# --- proxies --------------------------------------------------------------------
+
+duration_json() { echo "\"${1}ms\""; }
+
+# gateway_config FILE LISTEN CHECKS(yes|no) UPSTREAM...
+gateway_config() {
+  local file=$1 listen=$2 checks=$3 u sep=""
+  shift 3
+  {
+    echo '{"routes": [{"name": "pool", "listen": "127.0.0.1:'"$listen"'",'
+    printf '  "upstreams": ['
+    for u in "$@"; do
+      printf '%s{"address": "127.0.0.1:%s"}' "$sep" "${UPSTREAM_PORT[$u]}"
+      sep=", "
+    done
+    echo '],'
+    if [[ $checks == yes ]]; then
+      echo "  \"health_check\": {\"interval\": $(duration_json $CHECK_INTERVAL_MS)," \
+        "\"timeout\": $(duration_json $CHECK_TIMEOUT_MS), \"fall\": $CHECK_FALL," \
+        "\"rise\": $CHECK_RISE},"
+    fi
+    echo '  "balance": "round_robin", "connect_retries": 2}]}'
+  } >"$file"
+}
+
+# haproxy_pool_config FILE LISTEN STATS_PORT UPSTREAM...
+haproxy_pool_config() {
+  local file=$1 listen=$2 stats=$3 u check=""
+  shift 3
+  (($# > 1)) && check="check"
+  {
+    echo "# generated by tools/bench/pool_bench.sh"
+    echo "global"
+    echo "  maxconn 4096"
+    echo "defaults"
+    echo "  mode tcp"
+    echo "  timeout connect 5s"
+    echo "  timeout client 60s"
+    echo "  timeout server 60s"
+    echo "  timeout check ${CHECK_TIMEOUT_MS}ms"
+    echo "  retries 2"
+    echo "  option redispatch"
+    echo "listen pool"
+    echo "  bind 127.0.0.1:$listen"
+    echo "  balance roundrobin"
+    echo "  default-server inter ${CHECK_INTERVAL_MS}ms fall $CHECK_FALL rise $CHECK_RISE"
+    for u in "$@"; do
+      echo "  server $u 127.0.0.1:${UPSTREAM_PORT[$u]} $check"
+    done
+    echo "listen stats"
+    echo "  mode http"
+    echo "  bind 127.0.0.1:$stats"
+    echo "  stats enable"
+    echo "  stats uri /stats"
+  } >"$file"
+}
+
+PEERS=(gateway-pool gateway-pool-nocheck gateway-single haproxy-pool haproxy-single direct)
+FAILOVER_PEERS=(gateway-failover haproxy-failover)
+declare -A PEER_LABEL=(
+  [gateway-pool]="Gateway, 3 upstreams, checks"
+  [gateway-pool-nocheck]="Gateway, 3 upstreams, no checks"
+  [gateway-single]="Gateway, 1 upstream"
+  [haproxy-pool]="HAProxy, 3 upstreams, check"
+  [haproxy-single]="HAProxy, 1 upstream"
+  [direct]="direct to one upstream"
+  [gateway-failover]="Gateway, 3 upstreams, checks"
+  [haproxy-failover]="HAProxy, 3 upstreams, check"
+)
+declare -A PORT ADMIN_PORT
+
+start_gateway() {
+  local peer=$1 checks=$2
+  shift 2
+  free_port; PORT[$peer]=$FREE_PORT
+  free_port; ADMIN_PORT[$peer]=$FREE_PORT
+  gateway_config "$WORK/$peer.json" "${PORT[$peer]}" "$checks" "$@"
+  GATEWAY_STATE_DIRS+=("$WORK/$peer-state")
+  start_stamped "$peer" "$GATEWAY" --state_dir="$WORK/$peer-state" \
+    --admin=127.0.0.1:${ADMIN_PORT[$peer]} --config="$WORK/$peer.json"
+  PEER_PID[$peer]=$STARTED_PID
+  wait_listening "${PORT[$peer]}" "$STARTED_PID"
+}
+
+start_haproxy() {
+  local peer=$1
+  shift
+  free_port; PORT[$peer]=$FREE_PORT
+  free_port; ADMIN_PORT[$peer]=$FREE_PORT
+  haproxy_pool_config "$WORK/$peer.cfg" "${PORT[$peer]}" "${ADMIN_PORT[$peer]}" "$@"
+  start_stamped "$peer" haproxy -f "$WORK/$peer.cfg"
+  PEER_PID[$peer]=$STARTED_PID
+  wait_listening "${PORT[$peer]}" "$STARTED_PID"
+}
+
+start_gateway gateway-pool yes r1 r2 r3
+start_gateway gateway-pool-nocheck no r1 r2 r3
+start_gateway gateway-single no r1
+start_haproxy haproxy-pool r1 r2 r3
+start_haproxy haproxy-single r1
+PORT[direct]=${UPSTREAM_PORT[r1]}
+start_gateway gateway-failover yes a b c
+start_haproxy haproxy-failover a b c
+sleep 1  # the first checks pass
+
+# --- short-connection rate ---------------------------------------------------------
+
+declare -A RESULT  # RESULT[peer,metric]
+loadgen() { "$LOADGEN" "$@" 2>>"$WORK/loadgen.log"; }
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+measure_rate() {
+  local round peer line cpu0
+  declare -A rates cpus failed
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for peer in "${PEERS[@]}"; do
+      cpu0=$(cpu_ms "$peer")
+      line=$(loadgen --target=127.0.0.1:${PORT[$peer]} --mode=rate \
+        --concurrency=$RATE_CONCURRENCY --duration_s=$RATE_S)
+      log "round $round $peer: $line"
+      rates[$peer]+=" $(field conn_per_s "$line")"
+      cpus[$peer]+=" $(per_unit "$cpu0" "$(cpu_ms "$peer")" \
+        "$(awk -v n="$(field ok "$line")" 'BEGIN { print n / 1000 }')")"
+      failed[$peer]=$((${failed[$peer]:-0} + $(field failed "$line")))
+    done
+  done
+  for peer in "${PEERS[@]}"; do
+    RESULT[$peer,rate]=$(median <<<"${rates[$peer]}")
+    RESULT[$peer,rates]=${rates[$peer]# }
+    RESULT[$peer,cpu]=$(median <<<"${cpus[$peer]}")
+    RESULT[$peer,failed]=${failed[$peer]}
+  done
+}
+
+# --- one upstream killed and restarted ------------------------------------------
+
+# upstream_totals PEER: "a b c" connections sent to each upstream so far.
+upstream_totals() {
+  local peer=$1 u out=""
+  if [[ $peer == gateway-* ]]; then
+    local metrics
+    metrics=$(curl -fsS --max-time 1 "http://127.0.0.1:${ADMIN_PORT[$peer]}/metrics") || return 1
+    for u in "${UPSTREAM_NAMES[@]}"; do
+      out+=" $(awk -v want="upstream=\"127.0.0.1:${UPSTREAM_PORT[$u]}\"" \
+        '/^gateway_upstream_connections_total/ && index($0, want) { n = $NF } END { print n + 0 }' \
+        <<<"$metrics")"
+    done
+  else
+    local csv
+    csv=$(curl -fsS --max-time 1 "http://127.0.0.1:${ADMIN_PORT[$peer]}/stats;csv") || return 1
+    for u in "${UPSTREAM_NAMES[@]}"; do
+      # pxname,svname,qcur,qmax,scur,smax,slim,stot,...
+      out+=" $(awk -F, -v sv="$u" '$1 == "pool" && $2 == sv { print $8 + 0 }' <<<"$csv")"
+    done
+  fi
+  echo "${out# }"
+}
+
+# sample_upstreams PEER T0_MS CSV: every SAMPLE_S until killed.
+sample_upstreams() {
+  local peer=$1 t0=$2 csv=$3 totals
+  echo "t_s,a,b,c" >"$csv"
+  while :; do
+    if totals=$(upstream_totals "$peer"); then
+      echo "$(awk -v t="$(now_ms)" -v t0="$t0" 'BEGIN { printf "%.2f", (t - t0) / 1000 }'),${totals// /,}" >>"$csv"
+    fi
+    sleep "$SAMPLE_S"
+  done
+}
+
+# first_log_ms LOG AFTER_MS PATTERN: the stamp of the first matching line
+# logged at or after AFTER_MS, or empty.
+first_log_ms() {
+  awk -v after="$2" -v pattern="$3" '$1 >= after && $0 ~ pattern { print $1; exit }' "$1"
+}
+
+# median_of VALUES...: the median of numbers (ignores "not seen").
+median_of() { printf '%s\n' "$@" | grep -E '^[0-9]+$' | median; }
+
+run_failover() {
+  local peer=$1 csv="$OUT/pool-failover-$1.csv" t0 sampler line i elapsed
+  local down_pattern up_pattern downs=() ups=() kills=() reaped=() restarts=()
+  if [[ $peer == gateway-* ]]; then
+    down_pattern="upstream 127.0.0.1:${UPSTREAM_PORT[c]} is down"
+    up_pattern="upstream 127.0.0.1:${UPSTREAM_PORT[c]} is up"
+  else
+    down_pattern="Server pool/c is DOWN"
+    up_pattern="Server pool/c is UP"
+  fi
+  t0=$(now_ms)
+  "$LOADGEN" --target=127.0.0.1:${PORT[$peer]} --mode=paced --rate=$PACED_RATE \
+    --duration_s=$FAILOVER_S --buckets_csv="$csv.buckets" \
+    >"$WORK/failover-$peer.result" 2>>"$WORK/loadgen.log" &
+  local load=$!
+  OWNED_PIDS+=("$load")
+  sample_upstreams "$peer" "$t0" "$csv" &
+  sampler=$!
+  OWNED_PIDS+=("$sampler")
+  # sleep_until S: until S seconds after t0.
+  sleep_until() { sleep "$(awk -v s="$1" -v t="$(now_ms)" -v t0="$t0" 'BEGIN { d = s - (t - t0) / 1000; print (d > 0 ? d : 0) }')"; }
+  for ((i = 0; i < CYCLES; i++)); do
+    sleep_until "${KILL_AT_S[i]}"
+    kills+=("$(now_ms)")
+    kill -KILL "${UPSTREAM_PID[c]}"
+    wait "${UPSTREAM_PID[c]}" 2>/dev/null || true  # reaped here: bash says nothing
+    reaped+=("$(now_ms)")
+    sleep_until "${RESTART_AT_S[i]}"
+    restarts+=("$(now_ms)")
+    start_upstream c
+  done
+  wait "$load" || die "loadgen failed during the $peer failover (see $WORK/loadgen.log)"
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
+  line=$(cat "$WORK/failover-$peer.result")
+  log "$peer failover: $line"
+  RESULT[$peer,fo_ok]=$(field ok "$line")
+  RESULT[$peer,fo_failed]=$(field failed "$line")
+  local down up
+  RESULT[$peer,kills_s]="" RESULT[$peer,restarts_s]=""
+  for ((i = 0; i < CYCLES; i++)); do
+    down=$(first_log_ms "$WORK/$peer.log" "${kills[i]}" "$down_pattern")
+    up=$(first_log_ms "$WORK/$peer.log" "${restarts[i]}" "$up_pattern")
+    downs+=("$([[ -n "$down" ]] && echo $((down - kills[i])) || echo "not seen")")
+    ups+=("$([[ -n "$up" ]] && echo $((up - restarts[i])) || echo "not seen")")
+    RESULT[$peer,kills_s]+=" $(awk -v a="${kills[i]}" -v b="$t0" 'BEGIN { printf "%.2f", (a - b) / 1000 }')"
+    RESULT[$peer,restarts_s]+=" $(awk -v a="${restarts[i]}" -v b="$t0" 'BEGIN { printf "%.2f", (a - b) / 1000 }')"
+  done
+  RESULT[$peer,down_ms]=$(median_of "${downs[@]}")
+  RESULT[$peer,up_ms]=$(median_of "${ups[@]}")
+  RESULT[$peer,downs]=$(IFS=/; echo "${downs[*]}")
+  RESULT[$peer,ups]=$(IFS=/; echo "${ups[*]}")
+  # Which second the failures fell in (loadgen's 100 ms buckets), and how
+  # many were open when c was killed (begun before c was reaped, ended
+  # after the kill was sent; from loadgen's list of failed connections):
+  # counted apart, as the issue asks; the rest are failed new connections.
+  RESULT[$peer,failed_at]=$(awk -F, '/^[0-9]/ && $3 > 0 { printf "%s%s s: %d", sep, $1, $3; sep = ", " }' \
+    "$csv.buckets")
+  RESULT[$peer,fo_open]=$(awk -F, -v kills="${kills[*]}" -v reaped="${reaped[*]}" '
+    BEGIN { n = split(kills, k, " "); split(reaped, r, " ") }
+    NR > 1 { for (i = 1; i <= n; i++) if ($1 <= r[i] && $2 >= k[i]) { open++; break } }
+    END { print open + 0 }' "$csv.buckets.failures")
+  RESULT[$peer,fo_new_failed]=$((RESULT[$peer,fo_failed] - RESULT[$peer,fo_open]))
+}
+
+# --- the run -----------------------------------------------------------------------
+
+LOAD_AVG_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+measure_rate
+run_failover gateway-failover
+sleep 2  # c is up again in both before the next run
+run_failover haproxy-failover
+LOAD_AVG_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- the report ---------------------------------------------------------------------
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+plot() {
+  local png="$OUT/pool-failover.png"
+  command -v gnuplot >/dev/null || { log "no gnuplot: no plot"; return 0; }
+  local peer panels="" t n
+  for peer in "${FAILOVER_PEERS[@]}"; do
+    # Rates per sampling interval from the cumulative counts.
+    awk -F, 'NR == 1 { print; next }
+             NR > 2 { dt = $1 - t; printf "%.2f,%.0f,%.0f,%.0f\n", $1, ($2 - a) / dt, ($3 - b) / dt, ($4 - c) / dt }
+             { t = $1; a = $2; b = $3; c = $4 }' "$OUT/pool-failover-$peer.csv" \
+      >"$WORK/rate-$peer.csv"
+    panels+="set title '${PEER_LABEL[$peer]}: connections per upstream; c killed at red, restarted at green'"$'\n'
+    n=0
+    for t in ${RESULT[$peer,kills_s]}; do
+      panels+="set arrow $((++n)) from $t, graph 0 to $t, graph 1 nohead dt 2 lc 'red'"$'\n'
+    done
+    for t in ${RESULT[$peer,restarts_s]}; do
+      panels+="set arrow $((++n)) from $t, graph 0 to $t, graph 1 nohead dt 2 lc 'dark-green'"$'\n'
+    done
+    panels+="plot for [col=2:4] '$WORK/rate-$peer.csv' using 1:col with lines lw 2 title columnhead(col)"$'\n'
+    panels+="unset arrow"$'\n'
+  done
+  gnuplot <<EOF || log "gnuplot failed: no plot"
+set terminal pngcairo size 1000,700 font ",10"
+set output '$png'
+set datafile separator ','
+set key outside right
+set xlabel 'seconds since the load started (${PACED_RATE} new connections/s)'
+set ylabel 'connections/s'
+set yrange [0:*]
+set multiplot layout 2,1
+$panels
+unset multiplot
+EOF
+}
+plot
+
+{
+  echo "# Upstream pools: Gateway and HAProxy on the same three upstreams"
+  echo
+  echo "Generated by \`tools/bench/pool_bench.sh$( ((QUICK)) && echo " --quick")\` on $(date -u '+%Y-%m-%d %H:%M UTC'),"
+  echo "$(nproc) CPUs, load average $LOAD_AVG_BEFORE before and $LOAD_AVG_AFTER after;"
+  echo "$(haproxy -v 2>/dev/null | head -1 | sed 's/ - .*//'); opt build of Gateway at $(git -C "$REPO" describe --always --dirty)."
+  echo "Both with their default threads; checks every ${CHECK_INTERVAL_MS} ms, timeout ${CHECK_TIMEOUT_MS} ms,"
+  echo "fall $CHECK_FALL, rise $CHECK_RISE (Gateway's fast_interval and HAProxy's fastinter at their"
+  echo "defaults: interval / 4 and inter); 2 connect retries."
+  echo
+  echo "## Short connections, $RATE_CONCURRENCY in flight (median of $ROUNDS rounds of ${RATE_S} s)"
+  echo
+  echo "The three upstreams are three ports of one upstream process; the single upstream is the first of them."
+  echo
+  echo "| peer | conns/s | rounds | ratio to Gateway 1 upstream | ratio to HAProxy 3 upstreams | proxy CPU ms / 1000 conns | failed |"
+  echo "|---|---:|---|---:|---:|---:|---:|"
+  for peer in "${PEERS[@]}"; do
+    echo "| ${PEER_LABEL[$peer]} | ${RESULT[$peer,rate]} | ${RESULT[$peer,rates]} |" \
+      "$(ratio "${RESULT[$peer,rate]}" "${RESULT[gateway-single,rate]}") |" \
+      "$(ratio "${RESULT[$peer,rate]}" "${RESULT[haproxy-pool,rate]}") |" \
+      "${RESULT[$peer,cpu]:--} | ${RESULT[$peer,failed]} |"
+  done
+  echo
+  echo "## Upstream c of three killed (SIGKILL) and restarted on its port, $CYCLES time(s), $PACED_RATE new connections/s for ${FAILOVER_S} s"
+  echo
+  echo "| proxy | ok | failed | of them open when c was killed | failed new connections | when the failures fell (s since the load began, 100 ms buckets) | kill → marked down, ms: median (each) | restart → marked up, ms: median (each) |"
+  echo "|---|---:|---:|---:|---:|---|---:|---:|"
+  for peer in "${FAILOVER_PEERS[@]}"; do
+    echo "| ${PEER_LABEL[$peer]} | ${RESULT[$peer,fo_ok]} | ${RESULT[$peer,fo_failed]} |" \
+      "${RESULT[$peer,fo_open]} | ${RESULT[$peer,fo_new_failed]} |" \
+      "${RESULT[$peer,failed_at]:-none} | ${RESULT[$peer,down_ms]} (${RESULT[$peer,downs]}) |" \
+      "${RESULT[$peer,up_ms]} (${RESULT[$peer,ups]}) |"
+  done
+  echo
+  echo "Kills at${RESULT[gateway-failover,kills_s]} s and restarts at${RESULT[gateway-failover,restarts_s]} s into each load."
+  echo "Per-upstream connections over time: pool-failover-*.csv (cumulative, sampled every ${SAMPLE_S} s),"
+  echo "plotted in pool-failover.png."
+} >"$OUT/pool-results.md"
+cat "$OUT/pool-results.md"
