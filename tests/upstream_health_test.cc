@@ -372,6 +372,15 @@ TEST_F(UpstreamHealthTest, DrainDisableEnableThroughGatewayctlSurviveSighupAndRe
   ASSERT_EQ(listed.status.code, 0) << listed.err;
   nlohmann::json list = nlohmann::json::parse(listed.out, nullptr, false);
   EXPECT_EQ(list["routes"][0]["upstreams"][1]["admin"], "disabled") << listed.out;
+  // gatewayctl status and /metrics show it too, with what changed it.
+  RunResult status_text = Ctl(*gw, {"status"});
+  EXPECT_TRUE(absl::StrContains(status_text.out, absl::StrCat("    ", b_address, "  up, disabled; ")))
+      << status_text.out;
+  EXPECT_TRUE(absl::StrContains(status_text.out, ": admin: disabled (gatewayctl)")) << status_text.out;
+  EXPECT_TRUE(absl::StrContains(HttpGet(admin, "/metrics").body,
+                                absl::StrCat("gateway_upstream_last_change_timestamp_seconds{route="
+                                             "\"pool\",upstream=\"", b_address, "\",cause=\"admin\"} ")));
+  EXPECT_EQ(Member(admin, b.port())["last_change_cause"], "admin");
   RunResult enabled = Ctl(*gw, {"upstream", "enable", "pool", b_address});
   ASSERT_EQ(enabled.status.code, 0) << enabled.err;
   int to_b = 0;

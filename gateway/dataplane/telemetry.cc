@@ -371,6 +371,20 @@ std::string Telemetry::PrometheusText() const {
                       "\n");
     }
   }
+  Family(&out, "gateway_upstream_last_change_timestamp_seconds", "gauge",
+         "When the upstream's state last changed, and what changed it (checks, connects, admin); "
+         "why, in words, is in /status. Absent until the first change.");
+  for (const auto& [route, samples] : pools) {
+    for (const UpstreamPool::Sample& sample : samples) {
+      if (sample.last_change_cause == ChangeCause::kNone) continue;
+      absl::StrAppend(&out, "gateway_upstream_last_change_timestamp_seconds{route=\"", Label(route),
+                      "\",upstream=\"", Label(sample.upstream), "\",cause=\"",
+                      ChangeCauseName(sample.last_change_cause), "\"} ",
+                      absl::StrFormat("%.3f", absl::ToDoubleSeconds(sample.last_change_at -
+                                                                    absl::UnixEpoch())),
+                      "\n");
+    }
+  }
   Family(&out, "gateway_worker_connections_active", "gauge",
          "Connections being relayed now, by worker event loop (--workers).");
   for (const WorkerStats& worker : workers_) {

@@ -60,6 +60,20 @@ const char* AdminStateName(AdminState state) {
   return "?";
 }
 
+const char* ChangeCauseName(ChangeCause cause) {
+  switch (cause) {
+    case ChangeCause::kNone:
+      return "none";
+    case ChangeCause::kChecks:
+      return "checks";
+    case ChangeCause::kConnects:
+      return "connects";
+    case ChangeCause::kAdmin:
+      return "admin";
+  }
+  return "?";
+}
+
 UpstreamPool::UpstreamPool(const Route& route) { Update(route); }
 
 void UpstreamPool::Update(const Route& route) {
@@ -106,7 +120,7 @@ bool UpstreamPool::Usable(const UpstreamState& upstream, int64_t now_ns) const {
   return upstream.admin.load() == AdminState::kEnabled && IsUp(upstream, now_ns);
 }
 
-void UpstreamPool::Changed(UpstreamState* upstream, std::string why) {
+void UpstreamPool::Changed(UpstreamState* upstream, ChangeCause cause, std::string why) {
   if (absl::StartsWith(why, "down")) {
     LOG(WARNING) << "route " << route_name_ << ": upstream " << upstream->name << " is " << why;
   } else {
@@ -114,6 +128,7 @@ void UpstreamPool::Changed(UpstreamState* upstream, std::string why) {
   }
   upstream->last_change = std::move(why);
   upstream->last_change_at = absl::Now();
+  upstream->last_change_cause = cause;
 }
 
 UpstreamState* UpstreamPool::Pick(const SocketAddress& client, const UpstreamState* exclude) {
@@ -176,7 +191,7 @@ void UpstreamPool::Connected(UpstreamState* upstream) {
   std::lock_guard<std::mutex> lock(mu_);
   if (check_.enabled) return;  // the checks bring it back
   upstream->down_until_ns.store(0);
-  Changed(upstream, "up: a connect succeeded");
+  Changed(upstream, ChangeCause::kConnects, "up: a connect succeeded");
 }
 
 void UpstreamPool::ConnectFailed(UpstreamState* upstream, absl::string_view why) {
@@ -188,15 +203,17 @@ void UpstreamPool::ConnectFailed(UpstreamState* upstream, absl::string_view why)
   if (check_.enabled) {
     if (upstream->checked_down.exchange(true)) return;
     upstream->check_successes = 0;
-    Changed(upstream, absl::StrCat(reason, "; back after ", check_.rise, " check(s) succeed"));
+    Changed(upstream, ChangeCause::kConnects,
+            absl::StrCat(reason, "; back after ", check_.rise, " check(s) succeed"));
     return;
   }
   if (members_.size() < 2) return;
   bool was_up = upstream->down_until_ns.load() <= absl::GetCurrentTimeNanos();
   upstream->down_until_ns.store(absl::ToUnixNanos(absl::Now() + kEjectFor));
   if (was_up) {
-    Changed(upstream, absl::StrCat("down for ", absl::FormatDuration(kEjectFor), ": ", failures,
-                                   " connect failures in a row (", why, ")"));
+    Changed(upstream, ChangeCause::kConnects,
+            absl::StrCat("down for ", absl::FormatDuration(kEjectFor), ": ", failures,
+                         " connect failures in a row (", why, ")"));
   }
 }
 
@@ -224,7 +241,8 @@ bool UpstreamPool::CheckDone(UpstreamState* upstream, absl::Duration latency,
     if (upstream->check_successes < check_.rise) return true;  // rising
     upstream->checked_down.store(false);
     upstream->consecutive_failures.store(0);
-    Changed(upstream, absl::StrCat("up: ", upstream->check_successes, " check(s) in a row succeeded"));
+    Changed(upstream, ChangeCause::kChecks,
+            absl::StrCat("up: ", upstream->check_successes, " check(s) in a row succeeded"));
     return false;
   }
   upstream->check_successes = 0;
@@ -232,12 +250,12 @@ bool UpstreamPool::CheckDone(UpstreamState* upstream, absl::Duration latency,
   if (upstream->checked_down.load()) return false;
   if (!upstream->check_succeeded) {
     upstream->checked_down.store(true);
-    Changed(upstream, absl::StrCat("down: its first check failed: ", error));
+    Changed(upstream, ChangeCause::kChecks, absl::StrCat("down: its first check failed: ", error));
     return false;
   }
   if (upstream->check_failures < check_.fall) return true;  // falling
   upstream->checked_down.store(true);
-  Changed(upstream, absl::StrCat("down: ", upstream->check_failures,
+  Changed(upstream, ChangeCause::kChecks, absl::StrCat("down: ", upstream->check_failures,
                                  " checks in a row failed, the last: ", error));
   return false;
 }
@@ -248,7 +266,7 @@ bool UpstreamPool::SetAdmin(absl::string_view address, AdminState state, nlohman
   for (UpstreamState* u : members_) {
     if (u->name != address) continue;
     if (u->admin.exchange(state) != state) {
-      Changed(u, absl::StrCat("admin: ", AdminStateName(state), " (gatewayctl)"));
+      Changed(u, ChangeCause::kAdmin, absl::StrCat("admin: ", AdminStateName(state), " (gatewayctl)"));
     }
     if (now != nullptr) *now = MemberJson(*u, now_ns);
     return true;
@@ -267,6 +285,7 @@ nlohmann::json UpstreamPool::ExportState() const {
                       {"check_succeeded", u->check_succeeded},
                       {"down_for_ms", down_for_ns / 1000000},
                       {"last_change", u->last_change},
+                      {"last_change_cause", ChangeCauseName(u->last_change_cause)},
                       {"last_change_at", u->last_change.empty()
                                              ? std::string()
                                              : FormatRfc3339(u->last_change_at)}};
@@ -310,6 +329,10 @@ void UpstreamPool::Inherit(const nlohmann::json& state) {
         absl::ParseTime(absl::RFC3339_full, text(s, "last_change_at"), &at, &error)) {
       u->last_change = text(s, "last_change");
       u->last_change_at = at;
+      u->last_change_cause = ChangeCause::kNone;
+      for (ChangeCause c : {ChangeCause::kChecks, ChangeCause::kConnects, ChangeCause::kAdmin}) {
+        if (text(s, "last_change_cause") == ChangeCauseName(c)) u->last_change_cause = c;
+      }
     }
   }
 }
@@ -344,6 +367,9 @@ nlohmann::json UpstreamPool::MemberJson(const UpstreamState& u, int64_t now_ns) 
           {"check", check},
           {"last_change", u.last_change.empty() ? nlohmann::json(nullptr)
                                                 : nlohmann::json(u.last_change)},
+          {"last_change_cause", u.last_change.empty()
+                                    ? nlohmann::json(nullptr)
+                                    : nlohmann::json(ChangeCauseName(u.last_change_cause))},
           {"last_change_at", u.last_change.empty()
                                  ? nlohmann::json(nullptr)
                                  : nlohmann::json(FormatRfc3339(u.last_change_at))}};
@@ -363,7 +389,9 @@ std::vector<UpstreamPool::Sample> UpstreamPool::Samples() const {
   std::vector<Sample> samples;
   for (const UpstreamState* u : members_) {
     samples.push_back({u->name, IsUp(*u, now_ns), u->admin.load(), u->active.load(),
-                       u->total.load(), u->connect_errors.load(), u->check_latency_us.load()});
+                       u->total.load(), u->connect_errors.load(), u->check_latency_us.load(),
+                       u->last_change.empty() ? ChangeCause::kNone : u->last_change_cause,
+                       u->last_change_at});
   }
   return samples;
 }

@@ -57,6 +57,11 @@ inline constexpr absl::Duration kEjectFor = absl::Seconds(10);
 enum class AdminState { kEnabled, kDrain, kDisabled };
 const char* AdminStateName(AdminState state);
 
+// What made an upstream's state change last: its health checks, client
+// connects (passive ejection, or the connect that ends it), or gatewayctl.
+enum class ChangeCause { kNone, kChecks, kConnects, kAdmin };
+const char* ChangeCauseName(ChangeCause cause);  // "checks", "connects", "admin"
+
 struct UpstreamState {
   explicit UpstreamState(SocketAddress a) : address(a), name(a.ToString()) {}
   const SocketAddress address;
@@ -73,8 +78,9 @@ struct UpstreamState {
   int weight = 1;
   bool backup = false;
   int64_t current_weight = 0;  // smooth round robin
-  std::string last_change;     // "ejected after 3 connect failures in a row: …"
+  std::string last_change;     // "down: 3 connect failures in a row (…)"
   absl::Time last_change_at = absl::InfinitePast();
+  ChangeCause last_change_cause = ChangeCause::kNone;
   int check_successes = 0;     // in a row
   int check_failures = 0;      // in a row
   bool check_succeeded = false;  // ever (before: one failure takes it down)
@@ -131,6 +137,8 @@ class UpstreamPool {
     bool up;
     AdminState admin;
     int64_t active, total, connect_errors, check_latency_us;
+    ChangeCause last_change_cause;  // kNone: never changed
+    absl::Time last_change_at;
   };
   std::vector<Sample> Samples() const;
 
@@ -138,7 +146,7 @@ class UpstreamPool {
   bool IsUp(const UpstreamState& upstream, int64_t now_ns) const;  // healthy
   bool Usable(const UpstreamState& upstream, int64_t now_ns) const;  // up and enabled
   nlohmann::json MemberJson(const UpstreamState& upstream, int64_t now_ns) const;
-  void Changed(UpstreamState* upstream, std::string why);
+  void Changed(UpstreamState* upstream, ChangeCause cause, std::string why);
 
   mutable std::mutex mu_;
   Balance balance_ = Balance::kRoundRobin;

@@ -17,6 +17,11 @@ int ReplaceCommand(const Invocation& inv);
 int UpstreamCommand(const Invocation& inv);
 int ReopenLogsCommand(const Invocation& inv);
 
+// One pooled upstream of /status's routes[].upstreams, for people: address,
+// up/DOWN, admin state, weight, connections, connect errors, the last check
+// and its latency, and the last change and why; each line starts `indent`.
+std::string DescribeUpstream(const nlohmann::json& upstream, const std::string& indent);
+
 }  // namespace gateway::ctl
 
 #endif  // TOOLS_GATEWAYCTL_COMMANDS_H_

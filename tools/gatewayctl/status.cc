@@ -88,6 +88,11 @@ int StatusCommand(const Invocation& inv) {
                         route.value("listen", "?"), " -> ", route.value("upstream", "?"), " (",
                         route.value("connections_active", 0), " open, ",
                         route.value("connections_total", 0), " total)\n");
+        // A pool, or an upstream with health checks: each upstream's state.
+        if (route.contains("upstreams") && route["upstreams"].is_array() &&
+            (route["upstreams"].size() > 1 || route["health_check"].is_object())) {
+          for (const auto& u : route["upstreams"]) absl::StrAppend(&text, DescribeUpstream(u, "    "));
+        }
       }
     }
   } else {

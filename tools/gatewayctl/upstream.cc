@@ -14,8 +14,10 @@ namespace {
 
 constexpr absl::Duration kUpstreamTimeout = absl::Seconds(3);
 
-std::string DescribeUpstream(const nlohmann::json& u) {
-  std::string line = absl::StrCat("  ", u.value("address", "?"), "  ",
+}  // namespace
+
+std::string DescribeUpstream(const nlohmann::json& u, const std::string& indent) {
+  std::string line = absl::StrCat(indent, u.value("address", "?"), "  ",
                                   u.value("up", false) ? "up" : "DOWN", ", ",
                                   u.value("admin", "?"));
   if (u.value("weight", 1) != 1) absl::StrAppend(&line, ", weight ", u.value("weight", 1));
@@ -25,15 +27,16 @@ std::string DescribeUpstream(const nlohmann::json& u) {
                   " connect errors");
   if (u.contains("check") && u["check"].is_object() && u["check"]["last"].is_string()) {
     absl::StrAppend(&line, "; last check: ", u["check"]["last"].get<std::string>());
+    if (u["check"]["latency_ms"].is_number()) {
+      absl::StrAppend(&line, " (", u["check"]["latency_ms"].get<double>(), " ms)");
+    }
   }
   if (u.contains("last_change") && u["last_change"].is_string()) {
-    absl::StrAppend(&line, "\n      since ", u.value("last_change_at", "?"), ": ",
+    absl::StrAppend(&line, "\n", indent, "    since ", u.value("last_change_at", "?"), ": ",
                     u["last_change"].get<std::string>());
   }
   return line + "\n";
 }
-
-}  // namespace
 
 int UpstreamCommand(const Invocation& inv) {
   if (inv.args.empty()) {
@@ -73,12 +76,12 @@ int UpstreamCommand(const Invocation& inv) {
     for (const auto& route : (*reply)["routes"]) {
       absl::StrAppend(&text, "route ", route.value("route", "?"), " (", route.value("balance", "?"),
                       "):\n");
-      for (const auto& u : route["upstreams"]) absl::StrAppend(&text, DescribeUpstream(u));
+      for (const auto& u : route["upstreams"]) absl::StrAppend(&text, DescribeUpstream(u, "  "));
     }
     if (text.empty()) text = "no routes\n";
   } else {
     absl::StrAppend(&text, "route ", reply->value("route", "?"), ":\n",
-                    DescribeUpstream((*reply)["upstream"]));
+                    DescribeUpstream((*reply)["upstream"], "  "));
   }
   reply->erase("ok");
   PrintResult(inv, *reply, text);
