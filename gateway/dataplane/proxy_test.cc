@@ -6,14 +6,17 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -151,6 +154,44 @@ TEST_F(ProxyLoopTest, ClosedConnectionLeavesNoRegistrationWhileAForkedChildHolds
   ASSERT_EQ(write(again.get(), "ping", 4), 4);
   char buffer[4];
   ASSERT_EQ(read(accepted.get(), buffer, sizeof buffer), 4);
+}
+
+// The gateway's own sockets of a relayed connection (not the test's ends):
+// every TCP socket of this process whose local port is `listen_port` and
+// that does not listen, or whose peer port is `upstream_port` and whose
+// descriptor is not one of `theirs`.
+std::vector<int> RelaySockets(int listen_port, int upstream_port, const std::vector<int>& theirs) {
+  std::vector<int> found;
+  for (int fd = 0; fd < 4096; ++fd) {
+    if (std::find(theirs.begin(), theirs.end(), fd) != theirs.end()) continue;
+    int listening = 0;
+    socklen_t length = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || listening) continue;
+    sockaddr_in peer = {};
+    socklen_t peer_length = sizeof peer;
+    bool to_upstream = getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_length) == 0 &&
+                       ntohs(peer.sin_port) == upstream_port;
+    if (LocalPort(fd) == listen_port || to_upstream) found.push_back(fd);
+  }
+  return found;
+}
+
+// Both sides of the relay run without Nagle's delay; the client side gets
+// it from the listening socket (set once, inherited by accept).
+TEST_F(ProxyLoopTest, BothSidesOfARelayHaveTcpNodelay) {
+  UniqueFd client = Connect(listen_port_);
+  UniqueFd server(accept4(upstream_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(server.valid());
+  ASSERT_TRUE(Eventually([&] { return proxy_.active_connections() == 1; }));
+  std::vector<int> relay =
+      RelaySockets(listen_port_, LocalPort(upstream_.get()), {client.get(), server.get()});
+  ASSERT_EQ(relay.size(), 2u) << "the gateway's client and upstream sockets";
+  for (int fd : relay) {
+    int nodelay = 0;
+    socklen_t length = sizeof nodelay;
+    ASSERT_EQ(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &length), 0);
+    EXPECT_EQ(nodelay, 1) << "fd " << fd << " (local port " << LocalPort(fd) << ")";
+  }
 }
 
 }  // namespace
