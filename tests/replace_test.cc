@@ -129,6 +129,44 @@ TEST_F(ReplaceTest, ReplacementsUnderLoadLoseNoConnection) {
   EXPECT_EQ(stopped.status.code, 0) << stopped.err;
 }
 
+// A successor may run another number of workers: every worker shares the
+// one listening socket per address, and that socket is handed over whole,
+// so no connection queued on it is lost whatever the two counts are.
+TEST_F(ReplaceTest, SuccessorsWithOtherWorkerCountsLoseNoConnection) {
+  StartGateway({"--workers=2"});
+  const std::string admin = gw_->AdminAddress();
+  const std::string dir = FreshTempDir("replace-workers");
+  Load load(port_, 8);
+  ASSERT_TRUE(WaitFor([&] { return load.ok() > 50; }, absl::Seconds(10)));
+  for (int workers : {4, 1, 3}) {
+    // The successor gets the running gateway's argv; the wrapper's
+    // --workers comes last and wins.
+    std::string wrapper = absl::StrCat(dir, "/gateway-workers", workers);
+    {
+      std::ofstream script(wrapper);
+      script << "#!/bin/sh\nexec " << Runfile("gateway/gateway") << " \"$@\" --workers=" << workers
+             << "\n";
+    }
+    chmod(wrapper.c_str(), 0755);
+    RunResult replaced = Replace({"--binary=" + wrapper});
+    ASSERT_EQ(replaced.status.code, 0) << replaced.err << replaced.out << gw_->Log();
+    nlohmann::json result = nlohmann::json::parse(replaced.out, nullptr, false);
+    ASSERT_TRUE(result.is_object()) << replaced.out;
+    EXPECT_EQ(result["record"]["class"], "takeover");
+    nlohmann::json status = nlohmann::json::parse(HttpGet(admin, "/status").body, nullptr, false);
+    ASSERT_TRUE(status.is_object());
+    EXPECT_EQ(status["pid"], result["new_pid"]);
+    EXPECT_EQ(status["workers"].size(), static_cast<size_t>(workers)) << status["workers"].dump();
+    int before = load.ok();
+    ASSERT_TRUE(WaitFor([&] { return load.ok() > before + 20; }, absl::Seconds(10)))
+        << "no traffic after the replacement by " << workers << " workers";
+  }
+  load.Stop();
+  EXPECT_EQ(load.failed(), 0) << "connections failed during replacements (ok " << load.ok() << ")";
+  RunResult stopped = Gatewayctl({"stop", "--state_dir=" + gw_->state_dir()});
+  EXPECT_EQ(stopped.status.code, 0) << stopped.err;
+}
+
 TEST_F(ReplaceTest, OpenConnectionIsDrainedByTheOldProcess) {
   StartGateway();
   int fd = OpenWorkingConnection();

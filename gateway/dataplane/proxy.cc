@@ -301,7 +301,10 @@ class Proxy::Connection {
       }
       if (d.eof) {
         if (!d.shut) {
-          shutdown(dst, SHUT_WR);
+          // When the other direction is over too, the connection closes
+          // next and close(2) sends the FIN: one system call fewer.
+          const Direction& other = &d == &to_upstream_ ? to_client_ : to_upstream_;
+          if (!Finished(other)) shutdown(dst, SHUT_WR);
           d.shut = true;
         }
         ReleasePipe(d);
