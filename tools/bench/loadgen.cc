@@ -10,6 +10,11 @@
 //                  until EOF, close; reports connections/s and failures
 //   --mode=paced   open loop: --rate new connections per second, same
 //                  exchange; reports connections/s and failures
+//   --mode=idle    --idle_connections connections opened and held without
+//                  a byte for --duration_s, then closed; says on stderr
+//                  "idle: N connected" once all connects are done (a
+//                  script measures the proxy's memory then); ok = those that
+//                  connected and were still open at the end
 // --buckets_csv=FILE writes successes and failures per 100 ms (rate and
 // paced), for plotting replacements under load, and FILE.failures one line
 // per failed connection (when it began and ended, why). Results go to stdout as
@@ -34,14 +39,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "gateway/base/resources.h"
 #include "gflags/gflags.h"
 #include "tools/bench/loopback.h"
 
 DEFINE_string(target, "", "Loopback address to connect to, e.g. 127.0.0.1:8080");
-DEFINE_string(mode, "rate", "bulk, rate or paced");
+DEFINE_string(mode, "rate", "bulk, rate, paced or idle");
 DEFINE_double(duration_s, 5, "How long to generate load (seconds)");
 DEFINE_int32(streams, 1, "bulk: parallel streams");
 DEFINE_int32(concurrency, 32, "rate: connections always in flight");
+DEFINE_int32(idle_connections, 1000, "idle: connections to open and hold");
 DEFINE_double(rate, 500, "paced: new connections per second");
 DEFINE_int32(max_inflight, 4096, "paced: connections in flight at most (more count as failed)");
 DEFINE_int64(max_connections, 2000000, "Start at most this many connections in all");
@@ -201,6 +208,58 @@ Totals RunBulk(const SocketAddress& target, int64_t duration_ns) {
   return totals;
 }
 
+// idle: many connections that carry nothing, held open.
+Totals RunIdle(const SocketAddress& target, int64_t duration_ns) {
+  RaiseDescriptorLimit();  // 8,000 and more need more than the usual 1024
+  Totals totals;
+  int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  std::vector<int> open;
+  int connecting = 0;
+  for (int i = 0; i < FLAGS_idle_connections; ++i) {
+    int fd = ConnectTo(target);
+    if (fd < 0) {
+      ++totals.failed[kConnect];
+      continue;
+    }
+    open.push_back(fd);
+    SetEvents(epoll_fd, EPOLL_CTL_ADD, fd, EPOLLOUT);
+    ++connecting;
+  }
+  // Every connect either completes or fails within 10 s.
+  const int64_t give_up = NowNs() + 10 * 1000000000LL;
+  epoll_event events[256];
+  while (connecting > 0 && NowNs() < give_up) {
+    int n = epoll_wait(epoll_fd, events, 256, 100);
+    for (int i = 0; i < n; ++i) {
+      int fd = events[i].data.fd;
+      epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+      --connecting;
+      if (SocketError(fd) != 0) {
+        ++totals.failed[kConnect];
+        close(fd);
+        open.erase(std::find(open.begin(), open.end(), fd));
+      }
+    }
+  }
+  std::fprintf(stderr, "%s: idle: %zu connected, %lld failed%s; holding for %.1f s\n", kTool,
+               open.size() - static_cast<size_t>(connecting), static_cast<long long>(totals.Failed()),
+               connecting > 0 ? " (some still connecting)" : "", duration_ns / 1e9);
+  std::fflush(stderr);
+  absl::SleepFor(absl::Nanoseconds(duration_ns));
+  for (int fd : open) {
+    char byte;
+    ssize_t r = recv(fd, &byte, 1, MSG_DONTWAIT | MSG_PEEK);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+      ++totals.failed[kReset];  // closed on us while idle
+    } else {
+      ++totals.ok;
+    }
+    close(fd);
+  }
+  close(epoll_fd);
+  return totals;
+}
+
 // rate and paced: many short request/reply connections.
 class ShortConnections {
  public:
@@ -347,6 +406,8 @@ std::string FormatResult(const Totals& t, double elapsed_s) {
   if (FLAGS_mode == "bulk") {
     absl::StrAppendFormat(&line, " streams=%d bytes=%d mb_per_s=%.1f", FLAGS_streams, t.bytes,
                           t.bytes / elapsed_s / 1e6);
+  } else if (FLAGS_mode == "idle") {
+    absl::StrAppendFormat(&line, " idle_connections=%d", FLAGS_idle_connections);
   } else {
     absl::StrAppendFormat(&line, " conn_per_s=%.0f", t.ok / elapsed_s);
   }
@@ -354,8 +415,9 @@ std::string FormatResult(const Totals& t, double elapsed_s) {
 }
 
 int Main() {
-  if (FLAGS_mode != "bulk" && FLAGS_mode != "rate" && FLAGS_mode != "paced") {
-    DieUsage(kTool, "--mode must be bulk, rate or paced, not '" + FLAGS_mode + "'");
+  if (FLAGS_mode != "bulk" && FLAGS_mode != "rate" && FLAGS_mode != "paced" &&
+      FLAGS_mode != "idle") {
+    DieUsage(kTool, "--mode must be bulk, rate, paced or idle, not '" + FLAGS_mode + "'");
   }
   if (FLAGS_target.empty()) DieUsage(kTool, "--target=127.0.0.1:PORT is required");
   absl::StatusOr<SocketAddress> target = ParseLoopbackAddress(FLAGS_target);
@@ -363,13 +425,14 @@ int Main() {
   CheckRange(kTool, "duration_s", FLAGS_duration_s, 0.1, 3600);  // the soaks run 10 min + warm-up
   CheckRange(kTool, "streams", FLAGS_streams, 1, 1024);
   CheckRange(kTool, "concurrency", FLAGS_concurrency, 1, 4096);
+  CheckRange(kTool, "idle_connections", FLAGS_idle_connections, 1, 20000);
   CheckRange(kTool, "rate", FLAGS_rate, 1, 100000);
   CheckRange(kTool, "max_inflight", FLAGS_max_inflight, 1, 16384);
   CheckRange(kTool, "max_connections", FLAGS_max_connections, 1, 10000000);
   CheckRange(kTool, "request_bytes", FLAGS_request_bytes, 1, 4096);
   CheckRange(kTool, "reply_bytes", FLAGS_reply_bytes, 0, 1 << 20);
   CheckRange(kTool, "timeout_ms", FLAGS_timeout_ms, 10, 60000);
-  if (!FLAGS_buckets_csv.empty() && FLAGS_mode == "bulk") {
+  if (!FLAGS_buckets_csv.empty() && (FLAGS_mode == "bulk" || FLAGS_mode == "idle")) {
     DieUsage(kTool, "--buckets_csv needs --mode=rate or --mode=paced");
   }
   signal(SIGPIPE, SIG_IGN);
@@ -381,6 +444,8 @@ int Main() {
   Buckets buckets(start_ns);
   if (FLAGS_mode == "bulk") {
     totals = RunBulk(*target, duration_ns);
+  } else if (FLAGS_mode == "idle") {
+    totals = RunIdle(*target, duration_ns);
   } else {
     ShortConnections run(*target, FLAGS_buckets_csv.empty() ? nullptr : &buckets);
     totals = run.Run(FLAGS_mode == "paced", start_ns, duration_ns);

@@ -28,6 +28,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "gateway/base/resources.h"
 #include "gflags/gflags.h"
 #include "tools/bench/loopback.h"
 
@@ -182,6 +183,7 @@ int Main() {
   CheckRange(kTool, "request_bytes", FLAGS_request_bytes, 0, 1 << 20);
   CheckRange(kTool, "reply_bytes", FLAGS_reply_bytes, 0, 1 << 20);
   CheckRange(kTool, "max_lifetime_s", FLAGS_max_lifetime_s, 0.1, 86400);
+  RaiseDescriptorLimit();  // tools/bench/idle_bench.sh holds 8,000 connections
   std::vector<UniqueFd> listeners;
   std::vector<int> listen_fds;
   std::string ports, names;
