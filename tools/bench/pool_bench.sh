@@ -53,7 +53,6 @@ SAMPLE_S=0.25  # per-upstream counters are read this often during the failover
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-
 ensure_packages haproxy gnuplot-nox curl
 build_binaries
 
@@ -210,8 +209,6 @@ sleep 1  # the first checks pass
 
 declare -A RESULT  # RESULT[peer,metric]
 loadgen() { "$LOADGEN" "$@" 2>>"$WORK/loadgen.log"; }
-
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 measure_rate() {
   local round peer line cpu0
