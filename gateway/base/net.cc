@@ -65,6 +65,21 @@ absl::StatusOr<SocketAddress> SocketAddress::OfSocket(int fd) {
   return address;
 }
 
+CompactAddress::CompactAddress(const SocketAddress& address) {
+  if (address.length > 0 && address.length <= sizeof storage_ &&
+      (address.family() == AF_INET || address.family() == AF_INET6)) {
+    std::memcpy(&storage_, &address.storage, address.length);
+    length_ = address.length;
+  }
+}
+
+SocketAddress CompactAddress::Get() const {
+  SocketAddress address;
+  std::memcpy(&address.storage, &storage_, length_);
+  address.length = length_;
+  return address;
+}
+
 int SocketAddress::port() const {
   if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
   if (family() == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);

@@ -4,6 +4,7 @@
 #ifndef GATEWAY_BASE_NET_H_
 #define GATEWAY_BASE_NET_H_
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <string>
@@ -26,6 +27,25 @@ struct SocketAddress {
   int family() const { return storage.ss_family; }
   int port() const;
   std::string ToString() const;
+};
+
+// A TCP peer's address (IPv4 or IPv6) in the 28 bytes an IPv6 one needs
+// rather than sockaddr_storage's 128: what a relayed connection keeps for
+// its lifetime (two of them), so idle connections stay cheap. An address of
+// another family does not fit and is kept as unset.
+class CompactAddress {
+ public:
+  CompactAddress() = default;
+  explicit CompactAddress(const SocketAddress& address);
+  SocketAddress Get() const;  // unset (length 0) when it was unset or did not fit
+  bool empty() const { return length_ == 0; }
+
+ private:
+  union {
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+  } storage_ = {};
+  socklen_t length_ = 0;
 };
 
 // Whether a connection to `target` reaches a socket listening on

@@ -223,14 +223,14 @@ class Proxy::Connection {
   // The PROXY header, first on the fresh upstream connection: a few dozen
   // bytes into an empty socket buffer, so one send takes it all.
   bool SendProxyHeader() {
-    SocketAddress destination = destination_;
+    SocketAddress destination = destination_.Get();
     if (destination.family() == AF_UNSPEC) {
       absl::StatusOr<SocketAddress> own = SocketAddress::OfSocket(client_.get());
       if (own.ok()) destination = *own;
     }
     std::string header = EncodeProxyHeader(
         send_proxy_ == Route::SendProxy::kV1 ? ProxyVersion::kV1 : ProxyVersion::kV2,
-        client_address_, destination);
+        client_address_.Get(), destination);
     ssize_t n = send(upstream_.get(), header.data(), header.size(), MSG_NOSIGNAL);
     return n == static_cast<ssize_t>(header.size());
   }
@@ -243,7 +243,7 @@ class Proxy::Connection {
     pool_->ConnectFailed(upstream_state_, why);
     while (retries_left_ > 0) {
       --retries_left_;
-      UpstreamState* next = pool_->Pick(client_address_, upstream_state_);
+      UpstreamState* next = pool_->Pick(client_address_.Get(), upstream_state_);
       if (next == nullptr) return false;
       absl::StatusOr<UniqueFd> fd = StartConnect(next->address);
       if (!fd.ok()) {
@@ -384,7 +384,7 @@ class Proxy::Connection {
     entry.start = start_;
     entry.end = absl::Now();
     entry.route = stats_->name;
-    entry.client = client_address_.ToString();
+    entry.client = client_address_.Get().ToString();
     entry.upstream = upstream_state_->name;  // the last one tried
     entry.bytes_from_client = to_upstream_.total;
     entry.bytes_to_client = to_client_.total;
@@ -402,8 +402,9 @@ class Proxy::Connection {
   RouteStats* stats_;
   UpstreamPool* pool_;
   UpstreamState* upstream_state_;  // counted active in the pool while open
-  const SocketAddress client_address_;
-  const SocketAddress destination_;  // unset: the client socket's own
+  // Compact (28 bytes each, not 128): kept for the connection's lifetime.
+  const CompactAddress client_address_;
+  const CompactAddress destination_;  // unset: the client socket's own
   const Route::SendProxy send_proxy_;
   int retries_;
   const absl::Time start_;
