@@ -86,9 +86,10 @@ class ConfigCheckTest : public ::testing::Test {
 };
 
 TEST_F(ConfigCheckTest, GoodConfigPrintsOneSummaryLineAndCreatesNothing) {
-  WriteConfig(GoodConfig(FreePort(), FreePort(), 9));
+  const std::vector<int> ports = FreePorts(3);
+  WriteConfig(GoodConfig(ports[0], ports[1], 9));
   RunResult result = Check({"--config=" + config_,
-                            absl::StrCat("--route=127.0.0.1:", FreePort(), "=127.0.0.1:9"),
+                            absl::StrCat("--route=127.0.0.1:", ports[2], "=127.0.0.1:9"),
                             "--workers=2", "--admin=127.0.0.1:0"});
   ASSERT_EQ(result.status.code, 0) << result.status.Describe() << result.err;
   std::vector<std::string> lines = Lines(result.out);

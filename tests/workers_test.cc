@@ -178,7 +178,8 @@ TEST(WorkersTest, DefaultIsTheCpusThisProcessMayUse) {
     GTEST_SKIP() << "this test's cgroup has a cpu.max quota (" << cpu_max
                  << "); gateway/base/resources_test.cc covers quotas";
   }
-  Gateway gw(TestName(), {{RouteFlag(FreePort(), FreePort())}});
+  const std::vector<int> ports = FreePorts(2);
+  Gateway gw(TestName(), {{RouteFlag(ports[0], ports[1])}});
   ASSERT_TRUE(gw.WaitReady()) << gw.Log();
   EXPECT_TRUE(absl::StrContains(gw.Log(), absl::StrCat("; workers ", cpus))) << gw.Log();
   EXPECT_EQ(Status(gw)["workers"].size(), static_cast<size_t>(cpus));

@@ -48,6 +48,21 @@ int BoundPort(int fd) {
 
 }  // namespace
 
+std::vector<int> FreePorts(int n, bool ipv6) {
+  // Each socket stays bound until all are chosen, so no two are the same.
+  std::vector<int> fds, ports;
+  for (int i = 0; i < n; ++i) {
+    sockaddr_storage addr;
+    socklen_t len;
+    int fd = MakeSocket(ipv6, 0, &addr, &len);
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), len);
+    ports.push_back(BoundPort(fd));
+    fds.push_back(fd);
+  }
+  for (int fd : fds) close(fd);
+  return ports;
+}
+
 int FreePortOutsideEphemeralRange(bool ipv6) {
   int low = 32768;
   if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {

@@ -16,6 +16,8 @@ namespace gateway::testing {
 
 // A port on 127.0.0.1 (or ::1) that was free a moment ago.
 int FreePort(bool ipv6 = false);
+// `n` free ports, all different (FreePort twice may give the same one).
+std::vector<int> FreePorts(int n, bool ipv6 = false);
 // A free port below the kernel's ephemeral range, for a server a test
 // stops and restarts on the same port: while it is down, no outgoing
 // connection can take the port as its source port (a client socket's
