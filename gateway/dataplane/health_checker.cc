@@ -109,6 +109,12 @@ void HealthChecker::Stop() {
 void HealthChecker::Run() {
   // When each upstream is due next; kept by address of its state (stable).
   std::map<UpstreamState*, absl::Time> due;
+  // A check that found the upstream changing state (CheckDone says so):
+  // the next one is due fast_interval after this one began.
+  auto confirm_sooner = [&due](UpstreamState* upstream, absl::Time began, const HealthCheck& check) {
+    auto it = due.find(upstream);
+    if (it != due.end()) it->second = std::min(it->second, began + check.fast_interval);
+  };
   std::vector<Probe> probes;
   while (!stopping_.load()) {
     absl::Time now = absl::Now();
@@ -143,7 +149,7 @@ void HealthChecker::Run() {
         if (!fd.ok()) {
           if (pool->CheckDone(upstream, absl::ZeroDuration(),
                               absl::StrCat("connect: ", fd.status().message()))) {
-            it->second = now + check.fast_interval;
+            confirm_sooner(upstream, now, check);
           }
           continue;
         }
@@ -214,9 +220,7 @@ void HealthChecker::Run() {
       }
       if (verdict) {
         if (probe.pool->CheckDone(probe.upstream, now - probe.started, *verdict)) {
-          // Changing state: confirm it sooner (fast_interval).
-          auto it = due.find(probe.upstream);
-          if (it != due.end()) it->second = std::min(it->second, probe.started + probe.check.fast_interval);
+          confirm_sooner(probe.upstream, probe.started, probe.check);
         }
         continue;  // its socket closes here
       }

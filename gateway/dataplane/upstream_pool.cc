@@ -255,8 +255,9 @@ bool UpstreamPool::CheckDone(UpstreamState* upstream, absl::Duration latency,
   }
   if (upstream->check_failures < check_.fall) return true;  // falling
   upstream->checked_down.store(true);
-  Changed(upstream, ChangeCause::kChecks, absl::StrCat("down: ", upstream->check_failures,
-                                 " checks in a row failed, the last: ", error));
+  Changed(upstream, ChangeCause::kChecks,
+          absl::StrCat("down: ", upstream->check_failures, " checks in a row failed, the last: ",
+                       error));
   return false;
 }
 
@@ -390,8 +391,7 @@ std::vector<UpstreamPool::Sample> UpstreamPool::Samples() const {
   for (const UpstreamState* u : members_) {
     samples.push_back({u->name, IsUp(*u, now_ns), u->admin.load(), u->active.load(),
                        u->total.load(), u->connect_errors.load(), u->check_latency_us.load(),
-                       u->last_change.empty() ? ChangeCause::kNone : u->last_change_cause,
-                       u->last_change_at});
+                       u->last_change_cause, u->last_change_at});
   }
   return samples;
 }

@@ -137,7 +137,7 @@ class UpstreamPool {
     bool up;
     AdminState admin;
     int64_t active, total, connect_errors, check_latency_us;
-    ChangeCause last_change_cause;  // kNone: never changed
+    ChangeCause last_change_cause;  // kNone: never changed (or inherited without a cause)
     absl::Time last_change_at;
   };
   std::vector<Sample> Samples() const;
