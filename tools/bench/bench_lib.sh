@@ -156,14 +156,20 @@ free_port() {
 # field KEY LINE: the value of KEY=... in a key=value line.
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 
-# CPU time in ms a peer's processes used so far: the process, its threads
-# and its reaped children (socat forks one per connection). Less sensitive
-# than rates to other work on the machine. Empty for "direct".
+# CPU time in ms a peer's processes used so far: the process, its threads,
+# its reaped children (socat forks one per connection) and its live ones
+# (nginx's workers). Less sensitive than rates to other work on the
+# machine. Empty for "direct".
 declare -A PEER_PID
 cpu_ms() {
   [[ -n "${PEER_PID[$1]:-}" ]] || return 0
-  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15 + $16 + $17) * 1000 / hz }' \
-    "/proc/${PEER_PID[$1]}/stat"
+  local pid=${PEER_PID[$1]} child
+  {
+    awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pid/stat"
+    for child in $(pgrep -P "$pid"); do
+      awk '{ print $14 + $15 }' "/proc/$child/stat" 2>/dev/null || true
+    done
+  } | awk -v hz="$(getconf CLK_TCK)" '{ ticks += $1 } END { print ticks * 1000 / hz }'
 }
 
 # median: the median of the numbers on stdin (space- or line-separated).

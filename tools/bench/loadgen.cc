@@ -151,20 +151,28 @@ void SetEvents(int epoll_fd, int op, int fd, uint32_t events) {
   epoll_ctl(epoll_fd, op, fd, &event);
 }
 
-// bulk: `streams` connections write as fast as the path takes it.
-Totals RunBulk(const SocketAddress& target, int64_t duration_ns) {
-  Totals totals;
-  int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+// Starts `n` connects to `target`, each registered in `epoll_fd` for
+// EPOLLOUT (a connect that completes or fails shows as writable); one that
+// cannot even start counts as a failed connect.
+std::vector<int> StartConnects(const SocketAddress& target, int n, int epoll_fd, Totals* totals) {
   std::vector<int> fds;
-  for (int i = 0; i < FLAGS_streams; ++i) {
+  for (int i = 0; i < n; ++i) {
     int fd = ConnectTo(target);
     if (fd < 0) {
-      ++totals.failed[kConnect];
+      ++totals->failed[kConnect];
       continue;
     }
     fds.push_back(fd);
     SetEvents(epoll_fd, EPOLL_CTL_ADD, fd, EPOLLOUT);
   }
+  return fds;
+}
+
+// bulk: `streams` connections write as fast as the path takes it.
+Totals RunBulk(const SocketAddress& target, int64_t duration_ns) {
+  Totals totals;
+  int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  std::vector<int> fds = StartConnects(target, FLAGS_streams, epoll_fd, &totals);
   std::string chunk(kChunk, 'b');
   std::unordered_map<int, bool> connected;
   int64_t end = NowNs() + duration_ns;
@@ -212,18 +220,8 @@ Totals RunBulk(const SocketAddress& target, int64_t duration_ns) {
 Totals RunIdle(const SocketAddress& target, int64_t duration_ns) {
   Totals totals;
   int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  std::vector<int> open;
-  int connecting = 0;
-  for (int i = 0; i < FLAGS_idle_connections; ++i) {
-    int fd = ConnectTo(target);
-    if (fd < 0) {
-      ++totals.failed[kConnect];
-      continue;
-    }
-    open.push_back(fd);
-    SetEvents(epoll_fd, EPOLL_CTL_ADD, fd, EPOLLOUT);
-    ++connecting;
-  }
+  std::vector<int> open = StartConnects(target, FLAGS_idle_connections, epoll_fd, &totals);
+  int connecting = static_cast<int>(open.size());
   // Every connect either completes or fails within 10 s.
   const int64_t give_up = NowNs() + 10 * 1000000000LL;
   epoll_event events[256];

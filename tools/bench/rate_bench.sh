@@ -61,29 +61,17 @@ done
 PORT[direct]=$UPSTREAM_PORT
 sleep 1
 
-# cpu_all_ms PEER: CPU ms of the peer's process and its children (nginx's
-# workers), threads included.
-cpu_all_ms() {
-  [[ -n "${PEER_PID[$1]:-}" ]] || return 0
-  local pid total=0 ms
-  for pid in "${PEER_PID[$1]}" $(pgrep -P "${PEER_PID[$1]}"); do
-    ms=$(awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / hz }' "/proc/$pid/stat" 2>/dev/null || echo 0)
-    total=$(awk -v a="$total" -v b="$ms" 'BEGIN { print a + b }')
-  done
-  echo "$total"
-}
-
 declare -A RATES CPUS FAILED
 LOAD_AVG_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((round = 1; round <= ROUNDS; round++)); do
   for n in "${IN_FLIGHT[@]}"; do
     for peer in "${PEERS[@]}"; do
-      cpu0=$(cpu_all_ms "$peer")
+      cpu0=$(cpu_ms "$peer")
       line=$("$LOADGEN" --target=127.0.0.1:${PORT[$peer]} --mode=rate --concurrency=$n \
         --duration_s=$RATE_S 2>>"$WORK/loadgen.log")
       log "round $round, $n in flight, $peer: $line"
       RATES[$peer,$n]+=" $(field conn_per_s "$line")"
-      CPUS[$peer,$n]+=" $(per_unit "$cpu0" "$(cpu_all_ms "$peer")" \
+      CPUS[$peer,$n]+=" $(per_unit "$cpu0" "$(cpu_ms "$peer")" \
         "$(awk -v k="$(field ok "$line")" 'BEGIN { print k / 1000 }')")"
       FAILED[$peer,$n]=$((${FAILED[$peer,$n]:-0} + $(field failed "$line")))
     done
